@@ -1,0 +1,74 @@
+//! `lendfusion`: one binary for every role.
+
+mod generate;
+mod output;
+mod sql;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use lendfusion_core::LendfusionConfig;
+
+/// lendfusion — distributed columnar compute for securities-lending factor research.
+#[derive(Debug, Parser)]
+#[command(name = "lendfusion", version, about, long_about = None)]
+struct Cli {
+    /// TOML configuration file (overridden by LENDFUSION_* and AWS_* variables, then flags).
+    #[arg(long, global = true, env = "LENDFUSION_CONFIG")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Write the synthetic global panel (all four tables) to a local path or an s3:// URL.
+    Generate(generate::GenerateArgs),
+    /// Run one SQL statement, or an interactive shell without one.
+    Sql(sql::SqlArgs),
+}
+
+fn init_logging() {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_env("LENDFUSION_LOG")
+        .or_else(|_| EnvFilter::try_from_default_env())
+        .unwrap_or_else(|_| EnvFilter::new("warn"));
+    // Logs go to stderr: stdout carries results only.
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        let config = LendfusionConfig::load(cli.config.as_deref())?;
+        match cli.command {
+            Command::Generate(args) => generate::run(args, config).await,
+            Command::Sql(args) => sql::run(args, config).await,
+        }
+    });
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Error type of the commands: anything printable.
+pub type CliResult = Result<ExitCode, Box<dyn std::error::Error + Send + Sync>>;

@@ -1,0 +1,312 @@
+//! Configuration: a TOML file, overridden by environment variables, overridden by flags.
+//!
+//! Precedence, lowest first:
+//! 1. built-in defaults;
+//! 2. the TOML file (`--config F`);
+//! 3. the AWS SDK environment variables for S3 (`AWS_ENDPOINT_URL`, `AWS_REGION`, ...);
+//! 4. `LENDFUSION_*` environment variables: the key path upper-cased, sections joined by a
+//!    double underscore (`LENDFUSION_DATA`, `LENDFUSION_S3__ENDPOINT`,
+//!    `LENDFUSION_EXECUTION__TARGET_PARTITIONS`);
+//! 5. command-line flags, applied by the binary on the returned struct.
+//!
+//! Unknown keys in the file are an error (a typo must not silently fall back to a default).
+
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{LendfusionError, Result};
+
+/// Prefix of every lendfusion environment variable.
+pub const ENV_PREFIX: &str = "LENDFUSION_";
+
+/// How a table's Parquet files are laid out below `<root>/<table>/`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Layout {
+    /// `month=YYYY-MM/*.parquet` (the SPEC layout, written by `lendfusion generate`).
+    #[default]
+    Month,
+    /// `day=YYYY-MM-DD/*.parquet`: one folder per date.
+    Day,
+    /// Plain folder of Parquet files (any nesting); pruning by row-group statistics only.
+    Flat,
+}
+
+impl Layout {
+    /// Name of the Hive-style partition key, if the layout has one.
+    pub fn partition_key(self) -> Option<&'static str> {
+        match self {
+            Layout::Month => Some("month"),
+            Layout::Day => Some("day"),
+            Layout::Flat => None,
+        }
+    }
+}
+
+/// S3-compatible object store settings. Every field is optional: unset fields fall back to what
+/// the AWS SDKs would use (instance credentials, `~`-less defaults of `object_store`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct S3Settings {
+    /// Endpoint URL, e.g. `http://127.0.0.1:3900` for a local S3-compatible server.
+    pub endpoint: Option<String>,
+    /// Region name (`us-east-1` when unset).
+    pub region: Option<String>,
+    /// Access key id.
+    pub access_key_id: Option<String>,
+    /// Secret access key.
+    pub secret_access_key: Option<String>,
+    /// Session token for temporary credentials.
+    pub session_token: Option<String>,
+    /// Allow plain HTTP. Implied when `endpoint` starts with `http://`.
+    pub allow_http: Option<bool>,
+    /// Use virtual-hosted-style requests (`bucket.host`). Default: path style, which every
+    /// S3-compatible server understands.
+    pub virtual_hosted_style: Option<bool>,
+}
+
+impl S3Settings {
+    /// Whether plain HTTP is allowed: explicitly, or because the endpoint is `http://`.
+    pub fn http_allowed(&self) -> bool {
+        self.allow_http.unwrap_or_else(|| {
+            self.endpoint
+                .as_deref()
+                .is_some_and(|e| e.trim_start().to_ascii_lowercase().starts_with("http://"))
+        })
+    }
+}
+
+/// Query execution settings shared by every role.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ExecutionSettings {
+    /// Target partitions for DataFusion (0 = number of cores).
+    pub target_partitions: usize,
+    /// Rows per record batch.
+    pub batch_size: usize,
+}
+
+impl Default for ExecutionSettings {
+    fn default() -> Self {
+        Self {
+            target_partitions: 0,
+            batch_size: 8192,
+        }
+    }
+}
+
+/// The whole lendfusion configuration.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LendfusionConfig {
+    /// Dataset root: `file:///path`, `s3://bucket/prefix` or a plain path.
+    pub data: Option<String>,
+    /// File layout below each table folder.
+    pub layout: Layout,
+    /// S3 settings.
+    pub s3: S3Settings,
+    /// Execution settings.
+    pub execution: ExecutionSettings,
+}
+
+/// AWS SDK environment variables and the `s3.*` key each one sets, in priority order
+/// (a variable earlier in the list wins over a later one for the same key).
+const AWS_ENV: &[(&str, &str)] = &[
+    ("AWS_ENDPOINT_URL_S3", "endpoint"),
+    ("AWS_ENDPOINT_URL", "endpoint"),
+    ("AWS_ENDPOINT", "endpoint"),
+    ("AWS_REGION", "region"),
+    ("AWS_DEFAULT_REGION", "region"),
+    ("AWS_ACCESS_KEY_ID", "access_key_id"),
+    ("AWS_SECRET_ACCESS_KEY", "secret_access_key"),
+    ("AWS_SESSION_TOKEN", "session_token"),
+    ("AWS_ALLOW_HTTP", "allow_http"),
+    ("AWS_VIRTUAL_HOSTED_STYLE_REQUEST", "virtual_hosted_style"),
+];
+
+impl LendfusionConfig {
+    /// Load from an optional TOML file and the process environment.
+    pub fn load(file: Option<&Path>) -> Result<Self> {
+        let text = match file {
+            Some(path) => std::fs::read_to_string(path).map_err(|e| {
+                LendfusionError::Config(format!("cannot read config file {}: {e}", path.display()))
+            })?,
+            None => String::new(),
+        };
+        let origin = file.map_or_else(|| "<defaults>".to_string(), |p| p.display().to_string());
+        Self::from_toml_and_env(&text, &origin, std::env::vars())
+    }
+
+    /// Parse TOML text, then apply the given environment (for tests and embedding).
+    pub fn from_toml_and_env(
+        text: &str,
+        origin: &str,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Self> {
+        let mut table: toml::Table = text
+            .parse()
+            .map_err(|e| LendfusionError::Config(format!("invalid TOML in {origin}: {e}")))?;
+        let env: Vec<(String, String)> = env.into_iter().collect();
+
+        // AWS variables: the first one present for a key wins.
+        let mut aws_set = std::collections::HashSet::new();
+        for (var, key) in AWS_ENV {
+            if aws_set.contains(key) {
+                continue;
+            }
+            if let Some((_, value)) = env.iter().find(|(k, _)| k == var) {
+                let value = if matches!(*key, "allow_http" | "virtual_hosted_style") {
+                    toml::Value::Boolean(parse_bool(var, value)?)
+                } else {
+                    toml::Value::String(value.clone())
+                };
+                set_path(&mut table, &["s3", key], value, var)?;
+                aws_set.insert(*key);
+            }
+        }
+
+        // LENDFUSION_* variables, sorted for a deterministic outcome.
+        let mut ours: Vec<&(String, String)> = env
+            .iter()
+            .filter(|(k, _)| k.starts_with(ENV_PREFIX))
+            .collect();
+        ours.sort();
+        for (var, value) in ours {
+            let path: Vec<String> = var[ENV_PREFIX.len()..]
+                .split("__")
+                .map(|s| s.to_ascii_lowercase())
+                .collect();
+            if path.iter().any(String::is_empty) {
+                return Err(LendfusionError::Config(format!(
+                    "environment variable {var}: empty key segment"
+                )));
+            }
+            let path: Vec<&str> = path.iter().map(String::as_str).collect();
+            set_path(&mut table, &path, env_value(value), var)?;
+        }
+
+        toml::Value::Table(table).try_into().map_err(|e| {
+            LendfusionError::Config(format!(
+                "invalid configuration ({origin} + environment): {e}"
+            ))
+        })
+    }
+
+    /// The dataset root or a clear error.
+    pub fn data_root(&self) -> Result<&str> {
+        self.data.as_deref().ok_or_else(|| {
+            LendfusionError::Config(
+                "no dataset root: pass --data URL, set LENDFUSION_DATA or `data` in the config file"
+                    .into(),
+            )
+        })
+    }
+}
+
+fn parse_bool(var: &str, value: &str) -> Result<bool> {
+    match value.trim().to_ascii_lowercase().as_str() {
+        "1" | "true" | "yes" | "on" => Ok(true),
+        "0" | "false" | "no" | "off" | "" => Ok(false),
+        other => Err(LendfusionError::Config(format!(
+            "environment variable {var}: expected true or false, got {other:?}"
+        ))),
+    }
+}
+
+/// Environment values are typed like TOML scalars where they parse as one (`8`, `true`),
+/// otherwise they are strings.
+fn env_value(raw: &str) -> toml::Value {
+    if let Ok(b) = raw.parse::<bool>() {
+        return toml::Value::Boolean(b);
+    }
+    if let Ok(i) = raw.parse::<i64>() {
+        return toml::Value::Integer(i);
+    }
+    toml::Value::String(raw.to_string())
+}
+
+fn set_path(
+    table: &mut toml::Table,
+    path: &[&str],
+    value: toml::Value,
+    source: &str,
+) -> Result<()> {
+    let (last, parents) = path
+        .split_last()
+        .ok_or_else(|| LendfusionError::Config(format!("{source}: empty key")))?;
+    let mut current = table;
+    for part in parents {
+        let entry = current
+            .entry(part.to_string())
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        current = entry.as_table_mut().ok_or_else(|| {
+            LendfusionError::Config(format!("{source}: `{part}` is not a section"))
+        })?;
+    }
+    current.insert(last.to_string(), value);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn precedence_file_then_aws_then_lendfusion() {
+        let text = "data = \"/from/file\"\n[s3]\nendpoint = \"http://file:1\"\nregion = \"file\"\n";
+        let cfg = LendfusionConfig::from_toml_and_env(
+            text,
+            "t",
+            env(&[
+                ("AWS_ENDPOINT_URL", "http://aws:2"),
+                ("AWS_DEFAULT_REGION", "aws-default"),
+                ("AWS_REGION", "aws"),
+                ("LENDFUSION_S3__REGION", "ours"),
+                ("LENDFUSION_EXECUTION__TARGET_PARTITIONS", "3"),
+            ]),
+        )
+        .expect("config");
+        assert_eq!(cfg.data.as_deref(), Some("/from/file"));
+        assert_eq!(cfg.s3.endpoint.as_deref(), Some("http://aws:2"));
+        assert_eq!(cfg.s3.region.as_deref(), Some("ours"));
+        assert_eq!(cfg.execution.target_partitions, 3);
+        assert!(cfg.s3.http_allowed());
+    }
+
+    #[test]
+    fn unknown_keys_are_errors() {
+        let err = LendfusionConfig::from_toml_and_env("[s3]\nendpont = \"x\"\n", "t", env(&[]))
+            .expect_err("typo must fail");
+        assert!(err.to_string().contains("endpont"), "{err}");
+        let err = LendfusionConfig::from_toml_and_env("", "t", env(&[("LENDFUSION_DATTA", "x")]))
+            .expect_err("typo in env must fail");
+        assert!(err.to_string().contains("datta"), "{err}");
+    }
+
+    #[test]
+    fn layout_and_bools() {
+        let cfg = LendfusionConfig::from_toml_and_env(
+            "layout = \"day\"",
+            "t",
+            env(&[
+                ("AWS_ALLOW_HTTP", "false"),
+                ("AWS_ENDPOINT_URL", "http://x"),
+            ]),
+        )
+        .expect("config");
+        assert_eq!(cfg.layout, Layout::Day);
+        assert!(!cfg.s3.http_allowed());
+        assert!(
+            LendfusionConfig::from_toml_and_env("", "t", env(&[("AWS_ALLOW_HTTP", "maybe")]))
+                .is_err()
+        );
+    }
+}

@@ -1,0 +1,16 @@
+//! lendfusion core: configuration, object stores, the table catalog and the one session-state
+//! recipe that every role (embedded SQL, coordinator, worker, demo, tests) uses.
+
+pub mod config;
+pub mod diagnose;
+pub mod error;
+pub mod object_stores;
+pub mod query;
+pub mod schema;
+pub mod session;
+pub mod strict_adapter;
+pub mod tables;
+
+pub use config::{Layout, LendfusionConfig, S3Settings};
+pub use error::{LendfusionError, Result};
+pub use session::{session_config, session_context, session_state};

@@ -1,0 +1,158 @@
+//! The one session-state recipe. The embedded `sql` command, the coordinator, every worker, the
+//! demo and the tests build their DataFusion state here and nowhere else, so that every role
+//! has the same functions, object stores, config extensions and tables.
+
+use std::sync::Arc;
+
+use datafusion::common::config::ConfigExtension;
+use datafusion::common::extensions_options;
+use datafusion::execution::SessionStateBuilder;
+use datafusion::execution::context::{SessionContext, SessionState};
+use datafusion::execution::runtime_env::RuntimeEnvBuilder;
+use datafusion::prelude::SessionConfig;
+use object_store::ObjectStore;
+use url::Url;
+
+use crate::config::LendfusionConfig;
+use crate::error::{LendfusionError, Result};
+use crate::object_stores::{LendfusionObjectStores, parse_root, store_path};
+use crate::schema::TABLE_NAMES;
+use crate::tables::DatedTable;
+
+extensions_options! {
+    /// lendfusion settings that travel with every query (`SET lendfusion.<key> = ...`).
+    /// Every role registers this extension: unknown keys would otherwise be dropped silently.
+    pub struct LendfusionOptions {
+        /// Dataset root the catalog was built from (informational).
+        pub data_root: String, default = String::new()
+        /// Default threshold in bps above which a name is hard to borrow in reports.
+        pub htb_threshold_bps: f64, default = 120.0
+    }
+}
+
+impl ConfigExtension for LendfusionOptions {
+    const PREFIX: &'static str = "lendfusion";
+}
+
+/// The DataFusion [`SessionConfig`] every role uses.
+pub fn session_config(config: &LendfusionConfig) -> SessionConfig {
+    let mut options = LendfusionOptions::default();
+    if let Some(root) = &config.data {
+        options.data_root = root.clone();
+    }
+    let mut session = SessionConfig::new()
+        .with_information_schema(true)
+        .with_batch_size(config.execution.batch_size.max(1))
+        .with_option_extension(options);
+    if config.execution.target_partitions > 0 {
+        session = session.with_target_partitions(config.execution.target_partitions);
+    }
+    session
+}
+
+/// Build the session state: config with our extensions, runtime with our object stores, every
+/// lendfusion function, and — when the config names a dataset root — the tables under it.
+pub async fn session_state(config: &LendfusionConfig) -> Result<SessionState> {
+    Ok(session_context(config).await?.state())
+}
+
+/// [`session_state`] wrapped in a context, for callers that run SQL directly.
+pub async fn session_context(config: &LendfusionConfig) -> Result<SessionContext> {
+    let stores = Arc::new(LendfusionObjectStores::new(config.s3.clone()));
+    let runtime = RuntimeEnvBuilder::new()
+        .with_object_store_registry(stores.clone())
+        .build_arc()?;
+    let mut state = SessionStateBuilder::new()
+        .with_config(session_config(config))
+        .with_runtime_env(runtime)
+        .with_default_features()
+        .build();
+    lendfusion_udfs::register_all(&mut state)?;
+    let ctx = SessionContext::new_with_state(state);
+    if let Some(root) = &config.data {
+        register_tables(&ctx, &stores, root, config).await?;
+    }
+    Ok(ctx)
+}
+
+/// Register every SPEC table present under `root`; fail clearly if the root is unreachable or
+/// holds none of them.
+async fn register_tables(
+    ctx: &SessionContext,
+    stores: &LendfusionObjectStores,
+    root: &str,
+    config: &LendfusionConfig,
+) -> Result<()> {
+    let root_url = parse_root(root)?;
+    let present = present_tables(stores, &root_url).await?;
+    if present.is_empty() {
+        return Err(LendfusionError::TableNotFound(format!(
+            "no lendfusion tables ({}) under {} ({}): generate a panel with `lendfusion generate --out {root}` or check the path",
+            TABLE_NAMES.join(", "),
+            root_url,
+            stores.describe(&root_url)
+        )));
+    }
+    for name in TABLE_NAMES {
+        if present.iter().any(|p| p == name) {
+            let table = DatedTable::try_new(&root_url, name, config.layout)?;
+            ctx.register_table(name, Arc::new(table))?;
+        } else {
+            tracing::warn!(table = name, root = %root_url, "table folder not found; not registered");
+        }
+    }
+    Ok(())
+}
+
+/// Names of the SPEC tables that have a folder under the root. Reaching the root at all is
+/// the first storage access of a session, so its failure is reported with bucket and endpoint.
+async fn present_tables(stores: &LendfusionObjectStores, root: &Url) -> Result<Vec<String>> {
+    use datafusion::execution::object_store::ObjectStoreRegistry;
+    let store: Arc<dyn ObjectStore> = stores.get_store(root)?;
+    let prefix = store_path(root)?;
+    let listing = match store
+        .list_with_delimiter(if prefix.as_ref().is_empty() {
+            None
+        } else {
+            Some(&prefix)
+        })
+        .await
+    {
+        Ok(listing) => listing,
+        Err(object_store::Error::NotFound { .. }) if root.scheme() == "file" => return Ok(vec![]),
+        Err(e) => return Err(storage_error(stores, root, &e)),
+    };
+    let names = listing
+        .common_prefixes
+        .iter()
+        .filter_map(|p| p.filename().map(str::to_string))
+        .filter(|name| TABLE_NAMES.contains(&name.as_str()))
+        .collect();
+    Ok(names)
+}
+
+/// A storage error phrased with the place it happened and the usual causes.
+pub fn storage_error(
+    stores: &LendfusionObjectStores,
+    url: &Url,
+    e: &object_store::Error,
+) -> LendfusionError {
+    let text = e.to_string();
+    let hint = if text.contains("NoSuchBucket") || text.contains("404") {
+        " — the bucket does not exist"
+    } else if text.contains("403")
+        || text.contains("AccessDenied")
+        || text.contains("InvalidAccessKeyId")
+        || text.contains("SignatureDoesNotMatch")
+    {
+        " — access denied: check AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY (or [s3] in the config)"
+    } else if text.contains("connect") || text.contains("Connection") || text.contains("dns") {
+        " — the endpoint is unreachable"
+    } else {
+        ""
+    };
+    LendfusionError::Storage(format!(
+        "cannot read {url} ({}){hint}: {text}",
+        stores.describe(url)
+    ))
+}
