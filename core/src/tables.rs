@@ -184,8 +184,10 @@ impl DateBounds {
                         self.raise_lower(d);
                         self.lower_upper(d);
                     }
-                    Operator::Gt | Operator::GtEq => self.raise_lower(d),
-                    Operator::Lt | Operator::LtEq => self.lower_upper(d),
+                    Operator::GtEq => self.raise_lower(d),
+                    Operator::Gt => self.raise_lower(d.succ_opt().unwrap_or(d)),
+                    Operator::LtEq => self.lower_upper(d),
+                    Operator::Lt => self.lower_upper(d.pred_opt().unwrap_or(d)),
                     _ => {}
                 }
             }
@@ -273,7 +275,15 @@ mod tests {
             date("2020-03-31").gt(col("date")),
         ]);
         assert_eq!(lo.as_deref(), Some("2020-03-01"));
-        assert_eq!(hi.as_deref(), Some("2020-03-31"));
+        assert_eq!(hi.as_deref(), Some("2020-03-30"));
+        let (lo, hi) = bounds(&[
+            col("date").gt(date("2020-03-31")),
+            col("date").lt(date("2020-05-01")),
+        ]);
+        assert_eq!(
+            (lo.as_deref(), hi.as_deref()),
+            (Some("2020-04-01"), Some("2020-04-30"))
+        );
         let (lo, hi) = bounds(&[col("date").eq(date("2021-01-05"))]);
         assert_eq!(
             (lo.as_deref(), hi.as_deref()),

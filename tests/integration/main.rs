@@ -1,1 +1,8 @@
+//! Cross-crate integration tests, one binary with a module per area.
 
+mod support;
+
+mod bad_input;
+mod generated_data;
+mod pruning;
+mod s3;
