@@ -292,6 +292,27 @@ mod tests {
     }
 
     #[test]
+    fn example_config_in_deploy_loads() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/config");
+        let mut seen = 0;
+        for entry in std::fs::read_dir(&dir).expect("deploy/config") {
+            let path = entry.expect("entry").path();
+            if path.extension().is_some_and(|e| e == "toml") {
+                let text = std::fs::read_to_string(&path).expect("read");
+                let cfg = LendfusionConfig::from_toml_and_env(
+                    &text,
+                    &path.display().to_string(),
+                    env(&[]),
+                )
+                .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+                assert!(cfg.data.is_some(), "{}", path.display());
+                seen += 1;
+            }
+        }
+        assert!(seen >= 1, "no example configs in {}", dir.display());
+    }
+
+    #[test]
     fn layout_and_bools() {
         let cfg = LendfusionConfig::from_toml_and_env(
             "layout = \"day\"",

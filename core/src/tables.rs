@@ -206,11 +206,12 @@ impl DateBounds {
             }
             Expr::InList(in_list) if !in_list.negated && is_column(&in_list.expr, column) => {
                 let dates: Option<Vec<NaiveDate>> = in_list.list.iter().map(date_literal).collect();
-                if let Some(dates) = dates {
-                    if let (Some(lo), Some(hi)) = (dates.iter().min(), dates.iter().max()) {
-                        self.raise_lower(*lo);
-                        self.lower_upper(*hi);
-                    }
+                if let Some((lo, hi)) = dates
+                    .as_ref()
+                    .and_then(|d| Some((*d.iter().min()?, *d.iter().max()?)))
+                {
+                    self.raise_lower(lo);
+                    self.lower_upper(hi);
                 }
             }
             _ => {}

@@ -200,8 +200,9 @@ impl State {
         let rng = &mut self.rng;
         let first = self.rows == 0;
         let since_phase = market.day + p.earnings_interval - sec.earnings_phase;
-        let earnings_today = since_phase % p.earnings_interval == 0;
-        let ex_dividend = sec.dividend_payer && (since_phase + 30) % p.earnings_interval == 0;
+        let earnings_today = since_phase.is_multiple_of(p.earnings_interval);
+        let ex_dividend =
+            sec.dividend_payer && (since_phase + 30).is_multiple_of(p.earnings_interval);
 
         // Events of the day (known at the close; news moves the price the same day).
         let mut event_return = 0.0;

@@ -24,13 +24,16 @@ const NAMES: [&str; 5] = ["US_LARGE", "US_SMALL", "EU_DEV", "APAC_DEV", "EM"];
 const US_LARGE: u8 = 0;
 const US_SMALL: u8 = 1;
 
+/// A membership interval: (universe code, security index, first day, last day if ended).
+type Interval = (u8, u32, usize, Option<usize>);
+
 /// Open and closed membership intervals.
 #[derive(Debug, Default)]
 pub struct Universes {
     /// Security index -> (universe code, first day).
     open: BTreeMap<u32, (u8, usize)>,
     /// (universe code, security index, first day, last day).
-    closed: Vec<(u8, u32, usize, Option<usize>)>,
+    closed: Vec<Interval>,
 }
 
 fn region_universe(sec: &Security) -> Option<u8> {
@@ -113,7 +116,7 @@ impl Universes {
         );
         self.closed
             .sort_by_key(|(code, idx, start, _)| (*start, *idx, *code));
-        let mut groups: BTreeMap<String, Vec<(u8, u32, usize, Option<usize>)>> = BTreeMap::new();
+        let mut groups: BTreeMap<String, Vec<Interval>> = BTreeMap::new();
         for row in self.closed {
             groups.entry(month_key(days[row.2])).or_default().push(row);
         }

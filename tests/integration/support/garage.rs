@@ -5,7 +5,7 @@
 //! live in a temporary directory and are killed when the fixture is dropped.
 
 use std::net::TcpListener;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -174,11 +174,6 @@ api_bind_addr = "127.0.0.1:{admin_port}"
             String::from_utf8_lossy(&output.stderr)
         );
         String::from_utf8_lossy(&output.stdout).into_owned()
-    }
-
-    /// Directory of the node's files.
-    pub fn dir(&self) -> &Path {
-        self._dir.path()
     }
 }
 

@@ -1,0 +1,20 @@
+# lendfusion — common tasks. `make help` lists them.
+.PHONY: help demo test lint fmt ci
+
+help: ## list the targets
+	@awk -F':.*## ' '/^[a-z]+:.*## / {printf "  %-6s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+demo: ## the main job: generate a demo panel (once) and run a factor query on it
+	scripts/demo.sh
+
+test: ## every test, installing what they need (Garage S3 server)
+	scripts/test.sh
+
+lint: ## formatting and clippy, warnings are errors
+	cargo fmt --all -- --check
+	cargo clippy --workspace --all-targets --locked -- -D warnings
+
+fmt: ## format the code
+	cargo fmt --all
+
+ci: lint test ## what CI runs

@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# Run every test: installs what the tests need (Garage for S3), then the whole workspace.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/install-garage.sh
+export LENDFUSION_GARAGE_BIN="${LENDFUSION_TOOLS:-$HOME/.cache/lendfusion-tools}/garage/bin/garage"
+# Two cores: one test thread per core keeps the Garage test and the panels from starving.
+cargo test --workspace --locked -- --test-threads=2
