@@ -5,4 +5,4 @@ cd "$(dirname "$0")/.."
 scripts/install-garage.sh
 export LENDFUSION_GARAGE_BIN="${LENDFUSION_TOOLS:-$HOME/.cache/lendfusion-tools}/garage/bin/garage"
 # Two cores: one test thread per core keeps the Garage test and the panels from starving.
-cargo test --workspace --locked -- --test-threads=2
+cargo test --workspace --locked --no-fail-fast -- --test-threads=2

@@ -110,6 +110,9 @@ pub struct LendfusionConfig {
     pub execution: ExecutionSettings,
 }
 
+/// Top-level keys of [`LendfusionConfig`]: the `LENDFUSION_*` variables that configure.
+pub const TOP_LEVEL_KEYS: [&str; 4] = ["data", "layout", "s3", "execution"];
+
 /// AWS SDK environment variables and the `s3.*` key each one sets, in priority order
 /// (a variable earlier in the list wins over a later one for the same key).
 const AWS_ENV: &[(&str, &str)] = &[
@@ -166,10 +169,20 @@ impl LendfusionConfig {
             }
         }
 
-        // LENDFUSION_* variables, sorted for a deterministic outcome.
+        // LENDFUSION_* variables for configuration keys, sorted for a deterministic outcome.
+        // Other LENDFUSION_* variables (LENDFUSION_CONFIG, LENDFUSION_LOG, tools') are not keys.
         let mut ours: Vec<&(String, String)> = env
             .iter()
-            .filter(|(k, _)| k.starts_with(ENV_PREFIX))
+            .filter(|(k, _)| {
+                k.strip_prefix(ENV_PREFIX).is_some_and(|rest| {
+                    let top = rest
+                        .split("__")
+                        .next()
+                        .unwrap_or_default()
+                        .to_ascii_lowercase();
+                    TOP_LEVEL_KEYS.contains(&top.as_str())
+                })
+            })
             .collect();
         ours.sort();
         for (var, value) in ours {
@@ -286,9 +299,36 @@ mod tests {
         let err = LendfusionConfig::from_toml_and_env("[s3]\nendpont = \"x\"\n", "t", env(&[]))
             .expect_err("typo must fail");
         assert!(err.to_string().contains("endpont"), "{err}");
-        let err = LendfusionConfig::from_toml_and_env("", "t", env(&[("LENDFUSION_DATTA", "x")]))
-            .expect_err("typo in env must fail");
-        assert!(err.to_string().contains("datta"), "{err}");
+        let err =
+            LendfusionConfig::from_toml_and_env("", "t", env(&[("LENDFUSION_S3__ENDPONT", "x")]))
+                .expect_err("typo in env must fail");
+        assert!(err.to_string().contains("endpont"), "{err}");
+        // Variables that are not configuration keys are left alone.
+        LendfusionConfig::from_toml_and_env(
+            "",
+            "t",
+            env(&[("LENDFUSION_LOG", "debug"), ("LENDFUSION_GARAGE_BIN", "x")]),
+        )
+        .expect("non-key variables are ignored");
+    }
+
+    #[test]
+    fn top_level_keys_match_the_struct() {
+        let value = toml::Value::try_from(LendfusionConfig {
+            data: Some("x".into()),
+            ..Default::default()
+        })
+        .expect("serialise");
+        let mut keys: Vec<&str> = value
+            .as_table()
+            .expect("table")
+            .keys()
+            .map(String::as_str)
+            .collect();
+        keys.sort();
+        let mut expected = TOP_LEVEL_KEYS.to_vec();
+        expected.sort();
+        assert_eq!(keys, expected);
     }
 
     #[test]

@@ -1,11 +1,58 @@
-//! Every lendfusion SQL function, one file each, grouped by family; [`register_all`] is the one
-//! registration point the session recipe calls.
+//! Every lendfusion SQL function, one file each, grouped by family:
+//!
+//! - [`lending`]: lending factors (SPEC §3.1), scalar;
+//! - [`timeseries`]: time-series factors (SPEC §3.2), window functions over a security's rows.
+//!
+//! [`register_all`] is the one registration point the session recipe calls; every role (embedded
+//! SQL, coordinator, workers) goes through it, so a function known to one is known to all.
+
+pub mod catalog;
+pub mod common;
+pub mod lending;
+pub mod timeseries;
+
+use std::sync::Arc;
 
 use datafusion::error::Result;
 use datafusion::execution::FunctionRegistry;
+use datafusion::execution::context::SessionState;
+use datafusion::logical_expr::{AggregateUDF, ScalarUDF, WindowUDF};
 
-/// Register every lendfusion function on a registry (a `SessionState` or a context).
-pub fn register_all(registry: &mut dyn FunctionRegistry) -> Result<()> {
-    let _ = registry;
+/// Name of the table function listing every lendfusion function.
+pub const FUNCTIONS_TABLE: &str = "lendfusion_functions";
+
+/// Every scalar function.
+pub fn scalar_functions() -> Vec<ScalarUDF> {
+    lending::functions()
+}
+
+/// Every window function.
+pub fn window_functions() -> Vec<WindowUDF> {
+    timeseries::functions()
+}
+
+/// Every aggregate function.
+pub fn aggregate_functions() -> Vec<AggregateUDF> {
+    vec![]
+}
+
+/// Register every function on a registry (what executors need to decode plans).
+pub fn register_functions(registry: &mut dyn FunctionRegistry) -> Result<()> {
+    for f in scalar_functions() {
+        registry.register_udf(Arc::new(f))?;
+    }
+    for f in window_functions() {
+        registry.register_udwf(Arc::new(f))?;
+    }
+    for f in aggregate_functions() {
+        registry.register_udaf(Arc::new(f))?;
+    }
+    Ok(())
+}
+
+/// Register every function and the `lendfusion_functions()` table on a session state.
+pub fn register_all(state: &mut SessionState) -> Result<()> {
+    register_functions(state)?;
+    state.register_udtf(FUNCTIONS_TABLE, Arc::new(catalog::LendfusionFunctions));
     Ok(())
 }
