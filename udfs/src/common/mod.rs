@@ -1,7 +1,7 @@
 //! Helpers shared by the function families: validity, argument coercion and extraction,
 //! documentation, and the numerical building blocks.
 
-pub mod fenwick;
+pub mod price_tree;
 pub mod sliding;
 pub mod window_product;
 

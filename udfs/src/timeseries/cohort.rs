@@ -6,89 +6,70 @@
 //! `d < 0` scales every cohort by `q_t / q_prev` (pro-rata cover). Rows with an invalid quantity
 //! or price return NULL and leave the cohorts unchanged; a total of 0 returns NULL.
 //!
-//! Cohorts with equal entry price are merged: the prices of the partition's valid rows are
-//! sorted once and each cohort lives in its price's slot of a Fenwick tree, so state is bounded
-//! by the number of distinct prices and every row costs O(log distinct prices). Pro-rata covers
-//! multiply a global scale instead of touching every cohort. Prices must be positive (a price of
-//! 0 or below counts as invalid), quantities non-negative.
+//! Cohorts with equal entry price are merged in a price-ordered tree with subtree sums
+//! ([`PriceTree`]), so state is bounded by the number of distinct prices and every row costs
+//! O(log distinct prices); the tree only ever holds past rows, so no output depends on a later
+//! row, not even in its last bit. Pro-rata covers multiply a global scale instead of touching
+//! every cohort. Prices must be positive (a price of 0 or below counts as invalid), quantities
+//! non-negative.
 
-use crate::common::fenwick::Fenwick;
+use crate::common::price_tree::PriceTree;
 
-/// Cohort state at a row, with the tools to measure it.
-#[derive(Debug)]
+/// Cohort state at a row, with the tools to measure it. Stored quantities are the real ones
+/// divided by `scale`; ratios of stored sums need no scale.
+#[derive(Debug, Default)]
 pub struct Cohorts {
-    prices: Vec<f64>,
-    qty: Fenwick,
-    qty_over_price: Fenwick,
+    tree: PriceTree,
     scale: f64,
 }
 
 impl Cohorts {
-    fn new(mut prices: Vec<f64>) -> Self {
-        prices.sort_by(f64::total_cmp);
-        prices.dedup();
-        let n = prices.len();
+    fn new() -> Self {
         Self {
-            prices,
-            qty: Fenwick::new(n),
-            qty_over_price: Fenwick::new(n),
+            tree: PriceTree::new(),
             scale: 1.0,
         }
     }
 
-    fn slot(&self, price: f64) -> usize {
-        self.prices.partition_point(|p| *p < price)
-    }
-
     fn add(&mut self, quantity: f64, price: f64) {
-        let slot = self.slot(price);
-        let stored = quantity / self.scale;
-        self.qty.add(slot, stored);
-        self.qty_over_price.add(slot, stored / price);
+        self.tree.add(price, quantity / self.scale);
     }
 
     fn scale_all(&mut self, factor: f64) {
         if factor == 0.0 {
-            self.qty.clear();
-            self.qty_over_price.clear();
+            self.tree.clear();
             self.scale = 1.0;
             return;
         }
         self.scale *= factor;
         if self.scale < 1e-100 {
-            self.qty.scale(self.scale);
-            self.qty_over_price.scale(self.scale);
+            self.tree.scale(self.scale);
             self.scale = 1.0;
         }
     }
 
-    /// Stored (unscaled) total quantity; ratios of stored sums need no scale.
-    fn stored_total(&self) -> f64 {
-        self.qty.prefix(self.prices.len())
-    }
-
     /// Share of quantity entered at a price strictly below `price`.
     pub fn share_below(&self, price: f64) -> Option<f64> {
-        let total = self.stored_total();
-        (total > 0.0).then(|| self.qty.prefix(self.slot(price)) / total)
+        let total = self.tree.totals().0;
+        (total > 0.0).then(|| self.tree.quantity_while(|p| p < price) / total)
     }
 
     /// Quantity-weighted mean of `(p_i - price) / p_i`.
     pub fn mean_pnl(&self, price: f64) -> Option<f64> {
-        let total = self.stored_total();
-        (total > 0.0).then(|| 1.0 - price * self.qty_over_price.prefix(self.prices.len()) / total)
+        let (total, over_price) = self.tree.totals();
+        (total > 0.0).then(|| 1.0 - price * over_price / total)
     }
 
     /// Share of quantity with `|(p_i - price) / p_i| <= band`.
     pub fn share_within(&self, price: f64, band: f64) -> Option<f64> {
-        let total = self.stored_total();
+        let total = self.tree.totals().0;
         if total <= 0.0 {
             return None;
         }
         let rel = |p: f64| (p - price) / p;
-        let lo = self.prices.partition_point(|p| rel(*p) < -band);
-        let hi = self.prices.partition_point(|p| rel(*p) <= band).max(lo);
-        Some(self.qty.range(lo, hi) / total)
+        let up_to_high = self.tree.quantity_while(|p| rel(p) <= band);
+        let below_low = self.tree.quantity_while(|p| rel(p) < -band);
+        Some(((up_to_high - below_low) / total).max(0.0))
     }
 }
 
@@ -102,10 +83,7 @@ pub fn run(
         (Some(q), Some(p)) if q >= 0.0 && p > 0.0 => Some((q, p)),
         _ => None,
     };
-    let prices: Vec<f64> = (0..quantity.len())
-        .filter_map(|i| valid(i).map(|v| v.1))
-        .collect();
-    let mut cohorts = Cohorts::new(prices);
+    let mut cohorts = Cohorts::new();
     let mut previous: Option<f64> = None;
     (0..quantity.len())
         .map(|i| {

@@ -1,16 +1,14 @@
-//! Runs every `tests/slt/*.slt` file (sqllogictest) against a DataFusion session with every
-//! lendfusion function registered.
+//! Runs every `tests/slt/*.slt` file (sqllogictest) against a session with every lendfusion
+//! function registered.
 
 use std::path::PathBuf;
-use std::sync::Arc;
 
 use arrow::array::{Array, AsArray};
 use arrow::datatypes::{DataType, Float64Type};
 use arrow::util::display::{ArrayFormatter, FormatOptions};
 use async_trait::async_trait;
 use datafusion::error::DataFusionError;
-use datafusion::execution::SessionStateBuilder;
-use datafusion::prelude::{SessionConfig, SessionContext};
+use datafusion::prelude::SessionContext;
 use sqllogictest::{AsyncDB, DBOutput, DefaultColumnType};
 
 struct Db {
@@ -94,13 +92,8 @@ impl AsyncDB for Db {
 }
 
 async fn new_db() -> Result<Db, DataFusionError> {
-    let mut state = SessionStateBuilder::new()
-        .with_config(SessionConfig::new().with_target_partitions(4))
-        .with_default_features()
-        .build();
-    lendfusion_udfs::register_all(&mut state)?;
     Ok(Db {
-        ctx: SessionContext::new_with_state(state),
+        ctx: crate::new_ctx()?,
     })
 }
 
@@ -122,6 +115,5 @@ async fn sqllogictest_files() {
             failures.push(format!("{}: {e}", file.display()));
         }
     }
-    let _ = Arc::new(());
     assert!(failures.is_empty(), "\n{}", failures.join("\n\n"));
 }

@@ -1,0 +1,45 @@
+//! Tests of every lendfusion function through SQL: sqllogictest files, properties on arbitrary
+//! input, and the absence of look-ahead.
+
+mod lookahead;
+mod properties;
+mod slt;
+
+use datafusion::error::DataFusionError;
+use datafusion::execution::SessionStateBuilder;
+use datafusion::prelude::{SessionConfig, SessionContext};
+
+/// A DataFusion session with every lendfusion function.
+pub fn new_ctx() -> Result<SessionContext, DataFusionError> {
+    let mut state = SessionStateBuilder::new()
+        .with_config(SessionConfig::new().with_target_partitions(4))
+        .with_default_features()
+        .build();
+    lendfusion_udfs::register_all(&mut state)?;
+    Ok(SessionContext::new_with_state(state))
+}
+
+/// A small deterministic random generator for test data.
+#[derive(Debug)]
+pub struct TestRng(u64);
+
+impl TestRng {
+    pub fn new(seed: u64) -> Self {
+        Self(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
+    }
+
+    pub fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    pub fn uniform(&mut self) -> f64 {
+        (self.next() >> 11) as f64 / (1u64 << 53) as f64
+    }
+
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
