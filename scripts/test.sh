@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
-# Run every test: installs what the tests need (Garage for S3), then the whole workspace.
+# Run every test: installs what the tests need (Garage for S3, Python packages for the
+# reference cross-checks), then the whole workspace.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-garage.sh
+scripts/setup-python.sh
+export LENDFUSION_PYTHON="${LENDFUSION_TOOLS:-$HOME/.cache/lendfusion-tools}/venv/bin/python"
 export LENDFUSION_GARAGE_BIN="${LENDFUSION_TOOLS:-$HOME/.cache/lendfusion-tools}/garage/bin/garage"
 # Two cores: one test thread per core keeps the Garage test and the panels from starving.
 cargo test --workspace --locked --no-fail-fast -- --test-threads=2

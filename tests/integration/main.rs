@@ -3,6 +3,7 @@
 mod support;
 
 mod bad_input;
+mod crosscheck;
 mod generated_data;
 mod pruning;
 mod s3;

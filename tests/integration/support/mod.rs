@@ -2,6 +2,7 @@
 
 pub mod counting_store;
 pub mod garage;
+pub mod python;
 
 use std::path::{Path, PathBuf};
 
