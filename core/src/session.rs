@@ -156,3 +156,59 @@ pub fn storage_error(
         stores.describe(url)
     ))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn the_recipe_resolves_every_lendfusion_function() {
+        let ctx = session_context(&LendfusionConfig::default())
+            .await
+            .expect("session");
+        let state = ctx.state();
+        for f in lendfusion_udfs::scalar_functions() {
+            assert!(
+                state.scalar_functions().contains_key(f.name()),
+                "{}",
+                f.name()
+            );
+        }
+        for f in lendfusion_udfs::window_functions() {
+            assert!(
+                state.window_functions().contains_key(f.name()),
+                "{}",
+                f.name()
+            );
+        }
+        for f in lendfusion_udfs::aggregate_functions() {
+            assert!(
+                state.aggregate_functions().contains_key(f.name()),
+                "{}",
+                f.name()
+            );
+        }
+        // DataFusion's own functions are still there, nested ones included.
+        for name in ["abs", "make_array", "array_length"] {
+            assert!(state.scalar_functions().contains_key(name), "{name}");
+        }
+        let listed = ctx
+            .sql("SELECT count(*) FROM lendfusion_functions()")
+            .await
+            .expect("plan")
+            .collect()
+            .await
+            .expect("run");
+        let n =
+            arrow::array::AsArray::as_primitive::<arrow::datatypes::Int64Type>(listed[0].column(0))
+                .value(0);
+        let expected = lendfusion_udfs::scalar_functions().len()
+            + lendfusion_udfs::window_functions().len()
+            + lendfusion_udfs::aggregate_functions().len();
+        assert_eq!(n as usize, expected);
+        // The config extension is registered: its keys can be set and read.
+        ctx.sql("SET lendfusion.htb_threshold_bps = 150")
+            .await
+            .expect("set");
+    }
+}

@@ -125,3 +125,70 @@ impl TableFunctionImpl for LendfusionFunctions {
         Ok(Arc::new(MemTable::try_new(schema(), vec![vec![batch]])?))
     }
 }
+
+/// The functions reference (`docs/functions.md`), generated from the registrations.
+pub fn markdown() -> String {
+    let infos = function_infos();
+    let mut out = String::from(
+        "# lendfusion SQL functions\n\n\
+         Generated from the code by `LENDFUSION_UPDATE_DOCS=1 cargo test -p lendfusion-udfs docs`; a test \
+         fails when this file is stale. The same text is queryable: \
+         `SELECT * FROM lendfusion_functions()`.\n\n\
+         Conventions (SPEC §1): *invalid* means NULL, NaN or ±infinity; no function returns NaN or \
+         infinity. Numeric arguments accept integers, floats and decimals.\n",
+    );
+    let mut family = String::new();
+    for info in &infos {
+        if info.family != family {
+            family = info.family.clone();
+            out.push_str(&format!(
+                "\n## {family}\n\n| function | kind |\n|---|---|\n"
+            ));
+            for f in infos.iter().filter(|f| f.family == family) {
+                out.push_str(&format!("| [`{}`](#{}) | {} |\n", f.name, f.name, f.kind));
+            }
+        }
+        out.push_str(&format!(
+            "\n### {}\n\n`{}`\n\n{}\n",
+            info.name, info.signature, info.description
+        ));
+        if !info.arguments.is_empty() {
+            out.push_str("\nArguments:\n\n");
+            for line in info.arguments.lines() {
+                let (name, text) = line.split_once(": ").unwrap_or((line, ""));
+                out.push_str(&format!("- `{name}`: {text}\n"));
+            }
+        }
+        if !info.example.is_empty() {
+            out.push_str(&format!("\nExample:\n\n{}\n", info.example));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn docs_functions_md_is_current() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/functions.md");
+        let generated = super::markdown();
+        if std::env::var_os("LENDFUSION_UPDATE_DOCS").is_some() {
+            std::fs::write(&path, &generated).expect("write docs/functions.md");
+        }
+        let on_disk = std::fs::read_to_string(&path).unwrap_or_default();
+        assert!(
+            on_disk == generated,
+            "docs/functions.md is stale: run `LENDFUSION_UPDATE_DOCS=1 cargo test -p lendfusion-udfs docs`"
+        );
+    }
+
+    #[test]
+    fn every_function_is_documented() {
+        for info in super::function_infos() {
+            assert!(!info.description.is_empty(), "{}", info.name);
+            assert!(!info.signature.is_empty(), "{}", info.name);
+            assert!(!info.example.is_empty(), "{}", info.name);
+            assert!(!info.family.is_empty(), "{}", info.name);
+        }
+    }
+}
