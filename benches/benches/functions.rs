@@ -16,15 +16,20 @@ use datafusion::physical_expr::expressions::{Column, Literal};
 const ROWS: usize = 8192;
 const NULL_SHARES: [f64; 3] = [0.0, 0.1, 0.5];
 
-/// Deterministic pseudo-random values around `level` with a share of NULLs.
-fn column(seed: u64, level: f64, spread: f64, nulls: f64) -> ArrayRef {
+/// Uniform numbers in [0, 1) from a xorshift generator.
+fn uniforms(seed: u64) -> impl FnMut() -> f64 {
     let mut s = seed | 1;
-    let mut next = || {
+    move || {
         s ^= s << 13;
         s ^= s >> 7;
         s ^= s << 17;
         (s >> 11) as f64 / (1u64 << 53) as f64
-    };
+    }
+}
+
+/// Deterministic pseudo-random values around `level` with a share of NULLs.
+fn column(seed: u64, level: f64, spread: f64, nulls: f64) -> ArrayRef {
+    let mut next = uniforms(seed);
     Arc::new(
         (0..ROWS)
             .map(|_| {
@@ -38,13 +43,7 @@ fn column(seed: u64, level: f64, spread: f64, nulls: f64) -> ArrayRef {
 
 /// A random walk (prices, quantities) so that cohort and return functions see realistic paths.
 fn walk(seed: u64, start: f64, step: f64, nulls: f64) -> ArrayRef {
-    let mut s = seed | 1;
-    let mut next = || {
-        s ^= s << 13;
-        s ^= s >> 7;
-        s ^= s << 17;
-        (s >> 11) as f64 / (1u64 << 53) as f64
-    };
+    let mut next = uniforms(seed);
     let mut level = start;
     Arc::new(
         (0..ROWS)

@@ -2,7 +2,8 @@
 //! generated data (with NULL, NaN, zero and negative values punched in), and the generator's
 //! planted squeezes recovered by `squeeze_event`.
 
-use arrow::array::{Array, AsArray};
+use arrow::array::{Array, ArrayRef, AsArray};
+use arrow::datatypes::DataType;
 
 use crate::support::python::run_script;
 use crate::support::{generate_local, local_session, options, sql};
@@ -121,33 +122,9 @@ async fn planted_squeezes_are_squeeze_events() {
     .await;
     let mut found = std::collections::HashSet::new();
     for b in &batches {
-        let ids = b
-            .column(0)
-            .as_string_view_opt()
-            .map(|a| {
-                (0..a.len())
-                    .map(|i| a.value(i).to_string())
-                    .collect::<Vec<_>>()
-            })
-            .unwrap_or_else(|| {
-                let a = b.column(0).as_string::<i32>();
-                (0..a.len()).map(|i| a.value(i).to_string()).collect()
-            });
-        let dates = b
-            .column(1)
-            .as_string_view_opt()
-            .map(|a| {
-                (0..a.len())
-                    .map(|i| a.value(i).to_string())
-                    .collect::<Vec<_>>()
-            })
-            .unwrap_or_else(|| {
-                let a = b.column(1).as_string::<i32>();
-                (0..a.len()).map(|i| a.value(i).to_string()).collect()
-            });
-        for (id, d) in ids.into_iter().zip(dates) {
-            found.insert((id, d));
-        }
+        let ids = strings(b.column(0));
+        let dates = strings(b.column(1));
+        found.extend(ids.into_iter().zip(dates));
     }
     for planted in &summary.truth.squeezes {
         assert!(
@@ -164,4 +141,11 @@ async fn planted_squeezes_are_squeeze_events() {
         found.len(),
         summary.truth.squeezes.len()
     );
+}
+
+/// A string column of any string type as owned strings.
+fn strings(column: &ArrayRef) -> Vec<String> {
+    let utf8 = arrow::compute::cast(column, &DataType::Utf8).expect("cast to Utf8");
+    let a = utf8.as_string::<i32>();
+    (0..a.len()).map(|i| a.value(i).to_string()).collect()
 }

@@ -149,3 +149,45 @@ pub fn doc(
 pub fn valid_values(array: &Float64Array) -> impl Iterator<Item = Option<f64>> + '_ {
     array.iter().map(|v| v.filter(|x| x.is_finite()))
 }
+
+/// Apply `f` to two Float64 arguments row by row (the second defaulting to `default` when the
+/// call leaves it out), with a scalar fast path. Rows where either input is NULL give NULL;
+/// `f` decides about NaN, infinities and everything else.
+pub fn map_f64_pair<T, A>(
+    name: &str,
+    args: &[datafusion::logical_expr::ColumnarValue],
+    default: Option<f64>,
+    f: impl Fn(f64, f64) -> Option<T>,
+    scalar: impl Fn(Option<T>) -> ScalarValue,
+) -> Result<datafusion::logical_expr::ColumnarValue>
+where
+    A: Array + FromIterator<Option<T>> + 'static,
+{
+    use datafusion::logical_expr::ColumnarValue;
+    let mut inputs = args.to_vec();
+    if inputs.len() == 1 {
+        inputs.push(ColumnarValue::Scalar(ScalarValue::Float64(default)));
+    }
+    let as_f64 = |v: &ScalarValue| match v {
+        ScalarValue::Float64(x) => *x,
+        _ => None,
+    };
+    if let [ColumnarValue::Scalar(a), ColumnarValue::Scalar(b)] = inputs.as_slice() {
+        return Ok(ColumnarValue::Scalar(scalar(
+            as_f64(a).zip(as_f64(b)).and_then(|(a, b)| f(a, b)),
+        )));
+    }
+    let arrays = ColumnarValue::values_to_arrays(&inputs)?;
+    let a = f64_array(name, &arrays[0])?;
+    let b = f64_array(name, &arrays[1])?;
+    let out: A = (0..a.len())
+        .map(|i| {
+            if a.is_null(i) || b.is_null(i) {
+                None
+            } else {
+                f(a.value(i), b.value(i))
+            }
+        })
+        .collect();
+    Ok(ColumnarValue::Array(Arc::new(out)))
+}

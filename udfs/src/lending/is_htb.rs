@@ -1,8 +1,6 @@
 //! `is_htb(fee_bps [, threshold_bps])`: hard to borrow.
 
-use std::sync::Arc;
-
-use arrow::array::{Array, BooleanArray};
+use arrow::array::BooleanArray;
 use arrow::datatypes::DataType;
 use datafusion::common::ScalarValue;
 use datafusion::error::Result;
@@ -11,8 +9,7 @@ use datafusion::logical_expr::{
     Volatility,
 };
 
-use super::ratio::scalar_f64;
-use crate::common::{check_arity, coerce_all_to_f64, doc, f64_array};
+use crate::common::{check_arity, coerce_all_to_f64, doc, map_f64_pair};
 
 /// Default hard-to-borrow threshold in bps.
 pub const DEFAULT_HTB_BPS: f64 = 120.0;
@@ -66,31 +63,13 @@ impl ScalarUDFImpl for IsHtb {
     }
 
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
-        let mut inputs = args.args.clone();
-        if inputs.len() == 1 {
-            inputs.push(ColumnarValue::Scalar(ScalarValue::Float64(Some(
-                DEFAULT_HTB_BPS,
-            ))));
-        }
-        if let [ColumnarValue::Scalar(f), ColumnarValue::Scalar(t)] = inputs.as_slice() {
-            let r = scalar_f64(f)
-                .zip(scalar_f64(t))
-                .and_then(|(f, t)| htb(f, t));
-            return Ok(ColumnarValue::Scalar(ScalarValue::Boolean(r)));
-        }
-        let arrays = ColumnarValue::values_to_arrays(&inputs)?;
-        let fee = f64_array(self.name(), &arrays[0])?;
-        let threshold = f64_array(self.name(), &arrays[1])?;
-        let out: BooleanArray = (0..fee.len())
-            .map(|i| {
-                if fee.is_null(i) || threshold.is_null(i) {
-                    None
-                } else {
-                    htb(fee.value(i), threshold.value(i))
-                }
-            })
-            .collect();
-        Ok(ColumnarValue::Array(Arc::new(out)))
+        map_f64_pair::<_, BooleanArray>(
+            self.name(),
+            &args.args,
+            Some(DEFAULT_HTB_BPS),
+            htb,
+            ScalarValue::Boolean,
+        )
     }
 
     fn documentation(&self) -> Option<&Documentation> {

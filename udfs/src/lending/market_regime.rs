@@ -1,8 +1,6 @@
 //! `market_regime(market_return_3m [, band])`: oversold, overbought or range.
 
-use std::sync::Arc;
-
-use arrow::array::{Array, StringArray};
+use arrow::array::StringArray;
 use arrow::datatypes::DataType;
 use datafusion::common::ScalarValue;
 use datafusion::error::Result;
@@ -11,8 +9,7 @@ use datafusion::logical_expr::{
     Volatility,
 };
 
-use super::ratio::scalar_f64;
-use crate::common::{check_arity, coerce_all_to_f64, doc, f64_array};
+use crate::common::{check_arity, coerce_all_to_f64, doc, map_f64_pair};
 
 /// Default band.
 pub const DEFAULT_BAND: f64 = 0.15;
@@ -83,33 +80,13 @@ impl ScalarUDFImpl for MarketRegime {
     }
 
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
-        let mut inputs = args.args.clone();
-        if inputs.len() == 1 {
-            inputs.push(ColumnarValue::Scalar(ScalarValue::Float64(Some(
-                DEFAULT_BAND,
-            ))));
-        }
-        if let [ColumnarValue::Scalar(r), ColumnarValue::Scalar(b)] = inputs.as_slice() {
-            let out = scalar_f64(r)
-                .zip(scalar_f64(b))
-                .and_then(|(r, b)| regime(r, b));
-            return Ok(ColumnarValue::Scalar(ScalarValue::Utf8(
-                out.map(str::to_string),
-            )));
-        }
-        let arrays = ColumnarValue::values_to_arrays(&inputs)?;
-        let ret = f64_array(self.name(), &arrays[0])?;
-        let band = f64_array(self.name(), &arrays[1])?;
-        let out: StringArray = (0..ret.len())
-            .map(|i| {
-                if ret.is_null(i) || band.is_null(i) {
-                    None
-                } else {
-                    regime(ret.value(i), band.value(i))
-                }
-            })
-            .collect();
-        Ok(ColumnarValue::Array(Arc::new(out)))
+        map_f64_pair::<_, StringArray>(
+            self.name(),
+            &args.args,
+            Some(DEFAULT_BAND),
+            |r, b| regime(r, b).map(str::to_string),
+            ScalarValue::Utf8,
+        )
     }
 
     fn documentation(&self) -> Option<&Documentation> {

@@ -1,8 +1,6 @@
 //! `rerate_direction(vwaf_today, vwaf_previous)`: whether the fee of open loans got hotter.
 
-use std::sync::Arc;
-
-use arrow::array::{Array, Int8Array};
+use arrow::array::Int8Array;
 use arrow::datatypes::DataType;
 use datafusion::common::ScalarValue;
 use datafusion::error::Result;
@@ -11,8 +9,7 @@ use datafusion::logical_expr::{
     Volatility,
 };
 
-use super::ratio::scalar_f64;
-use crate::common::{check_arity, coerce_all_to_f64, doc, f64_array};
+use crate::common::{check_arity, coerce_all_to_f64, doc, map_f64_pair};
 
 /// `rerate_direction(vwaf_today, vwaf_previous)` → Int8.
 #[derive(Debug, PartialEq, Eq, Hash)]
@@ -70,25 +67,7 @@ impl ScalarUDFImpl for RerateDirection {
     }
 
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
-        if let [ColumnarValue::Scalar(a), ColumnarValue::Scalar(b)] = args.args.as_slice() {
-            let r = scalar_f64(a)
-                .zip(scalar_f64(b))
-                .and_then(|(a, b)| direction(a, b));
-            return Ok(ColumnarValue::Scalar(ScalarValue::Int8(r)));
-        }
-        let arrays = ColumnarValue::values_to_arrays(&args.args)?;
-        let a = f64_array(self.name(), &arrays[0])?;
-        let b = f64_array(self.name(), &arrays[1])?;
-        let out: Int8Array = (0..a.len())
-            .map(|i| {
-                if a.is_null(i) || b.is_null(i) {
-                    None
-                } else {
-                    direction(a.value(i), b.value(i))
-                }
-            })
-            .collect();
-        Ok(ColumnarValue::Array(Arc::new(out)))
+        map_f64_pair::<_, Int8Array>(self.name(), &args.args, None, direction, ScalarValue::Int8)
     }
 
     fn documentation(&self) -> Option<&Documentation> {
