@@ -17,6 +17,7 @@ fn inputs_sql() -> String {
         "SELECT l.date, l.security_id,
            l.on_loan_qty, l.on_loan_value, l.active_lendable_value, l.borrowed_qty, l.stable_on_loan_qty,
            l.stable_lendable_qty, l.rerated_value, l.vwaf_bps, m.shares_outstanding, m.float_shares, m.close,
+           ln(m.market_cap) AS ln_cap, m.book_to_market AS btm,
            CASE WHEN {H} % 53 = 2 THEN 0 WHEN {H} % 53 = 3 THEN -l.lendable_qty ELSE l.lendable_qty END AS lendable_qty,
            CASE WHEN {H} % 41 = 0 THEN NULL WHEN {H} % 41 = 1 THEN 'NaN'::double WHEN {H} % 41 = 2 THEN -5 ELSE l.fee_bps END AS fee_bps,
            CASE WHEN {H} % 211 = 0 THEN NULL WHEN {H} % 211 = 1 THEN 'NaN'::double WHEN {H} % 211 = 2 THEN 'inf'::double ELSE m.total_return END AS ret,
@@ -59,8 +60,18 @@ fn results_sql() -> String {
            short_cohort_otm(q, close) OVER w AS otm,
            short_cohort_pnl(q, close) OVER w AS pnl,
            short_cohort_near_breakeven(q, close) OVER w AS near,
-           short_cohort_near_breakeven(q, close, 0.1) AS near_10_placeholder
-         FROM j WINDOW w AS (PARTITION BY security_id ORDER BY date)",
+           short_cohort_near_breakeven(q, close, 0.1) AS near_10_placeholder,
+           cs_rank(fee_bps) OVER c AS cs_rank_fee,
+           cs_zscore(fee_bps) OVER c AS cs_zscore_fee,
+           cs_demean(fee_bps) OVER c AS cs_demean_fee,
+           cs_normal_rank(fee_bps) OVER c AS cs_normal_fee,
+           cs_bucket(fee_bps, 10) OVER c AS cs_bucket_fee,
+           cs_bucket(dcbs(fee_bps), 4) OVER c AS cs_bucket_dcbs,
+           cs_winsorize(ret, 0.05) OVER c AS cs_winsor_ret,
+           cs_rank(ret) OVER (PARTITION BY date, substr(security_id, 8, 1)) AS cs_rank_ret_grouped,
+           fm_residual(si, ln_cap, btm) OVER c AS fm_resid_2,
+           fm_residual(ret, fee_bps, si, ln_cap, btm) OVER c AS fm_resid_4
+         FROM j WINDOW w AS (PARTITION BY security_id ORDER BY date), c AS (PARTITION BY date)",
         inputs = inputs_sql()
     )
 }

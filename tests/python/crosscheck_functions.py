@@ -12,6 +12,7 @@ import sys
 import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
+from scipy.stats import norm
 
 TOL = 1e-9
 DEFAULT_BREAKPOINTS = np.array([25, 50, 100, 200, 400, 800, 1600, 3200, 6400], dtype=float)
@@ -161,6 +162,76 @@ def squeeze_event(r, q):
     return out
 
 
+def cross_section(df, column, fn, keys=("date",)):
+    """Apply fn(values with NaN for invalid) per cross-section; returns an aligned array."""
+    out = np.full(len(df), np.nan)
+    x = df[column].to_numpy(dtype=float)
+    for _, idx in df.groupby(list(keys), sort=False).indices.items():
+        out[idx] = fn(np.where(np.isfinite(x[idx]), x[idx], np.nan))
+    return out
+
+
+def pct_rank(v):
+    s = pd.Series(v)
+    return s.rank(method="average", pct=True).to_numpy()
+
+
+def zscore(v):
+    s = pd.Series(v)
+    n = s.notna().sum()
+    sd = s.std(ddof=1)
+    if n < 2 or not sd > 0:
+        return np.full(len(v), np.nan)
+    return ((s - s.mean()) / sd).to_numpy()
+
+
+def demean(v):
+    s = pd.Series(v)
+    return (s - s.mean()).to_numpy()
+
+
+def normal_rank(v):
+    s = pd.Series(v)
+    r = s.rank(method="average")
+    return norm.ppf((r - 0.5) / s.notna().sum()).astype(float)
+
+
+def bucket(k):
+    def f(v):
+        s = pd.Series(v)
+        r = s.rank(method="average")
+        return np.ceil(k * r / s.notna().sum()).to_numpy(dtype=float)
+    return f
+
+
+def winsorize(p):
+    def f(v):
+        ok = np.isfinite(v)
+        if not ok.any():
+            return v
+        lo, hi = np.quantile(v[ok], p), np.quantile(v[ok], 1 - p)
+        return np.where(ok, np.clip(v, lo, hi), np.nan)
+    return f
+
+
+def fm_residual(df, y, xs):
+    out = np.full(len(df), np.nan)
+    cols = [df[c].to_numpy(dtype=float) for c in [y] + xs]
+    for _, idx in df.groupby("date", sort=False).indices.items():
+        block = np.column_stack([c[idx] for c in cols])
+        ok = np.all(np.isfinite(block), axis=1)
+        sub = block[ok]
+        n, k = len(sub), len(xs)
+        if n <= k + 1:
+            continue
+        X = np.column_stack([np.ones(n), sub[:, 1:]])
+        if np.linalg.matrix_rank(X) < k + 1:
+            continue
+        b = np.linalg.lstsq(X, sub[:, 0], rcond=None)[0]
+        out[idx[ok]] = sub[:, 0] - X @ b
+    return out
+
+
 def compare(name, got, expected, failures):
     got = np.asarray(got, dtype=float)
     expected = np.asarray(expected, dtype=float)
@@ -242,6 +313,20 @@ def main():
     check("near", near5)
     check("near_10", near10)
     check("squeeze", squeeze)
+
+    # Cross sections (SPEC 3.3), per date
+    check("cs_rank_fee", cross_section(df, "fee_bps", pct_rank))
+    check("cs_zscore_fee", cross_section(df, "fee_bps", zscore))
+    check("cs_demean_fee", cross_section(df, "fee_bps", demean))
+    check("cs_normal_fee", cross_section(df, "fee_bps", normal_rank))
+    check("cs_bucket_fee", cross_section(df, "fee_bps", bucket(10)))
+    df["dcbs_value"] = df["dcbs"].astype(float)
+    check("cs_bucket_dcbs", cross_section(df, "dcbs_value", bucket(4)))
+    check("cs_winsor_ret", cross_section(df, "ret", winsorize(0.05)))
+    df["group"] = df.security_id.str[7]
+    check("cs_rank_ret_grouped", cross_section(df, "ret", pct_rank, keys=("date", "group")))
+    check("fm_resid_2", fm_residual(df, "si", ["ln_cap", "btm"]))
+    check("fm_resid_4", fm_residual(df, "ret", ["fee_bps", "si", "ln_cap", "btm"]))
 
     for name, n in sorted(checked.items()):
         print(f"{name:22s} {n:7d} non-NULL values compared")

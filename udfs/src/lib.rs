@@ -1,13 +1,15 @@
 //! Every lendfusion SQL function, one file each, grouped by family:
 //!
 //! - [`lending`]: lending factors (SPEC §3.1), scalar;
-//! - [`timeseries`]: time-series factors (SPEC §3.2), window functions over a security's rows.
+//! - [`timeseries`]: time-series factors (SPEC §3.2), window functions over a security's rows;
+//! - [`cross_section`]: cross-sectional factors (SPEC §3.3), window functions over a date's rows.
 //!
 //! [`register_all`] is the one registration point the session recipe calls; every role (embedded
 //! SQL, coordinator, workers) goes through it, so a function known to one is known to all.
 
 pub mod catalog;
 pub mod common;
+pub mod cross_section;
 pub mod lending;
 pub mod timeseries;
 
@@ -28,7 +30,9 @@ pub fn scalar_functions() -> Vec<ScalarUDF> {
 
 /// Every window function.
 pub fn window_functions() -> Vec<WindowUDF> {
-    timeseries::functions()
+    let mut out = timeseries::functions();
+    out.extend(cross_section::functions());
+    out
 }
 
 /// Every aggregate function.

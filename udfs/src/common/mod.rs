@@ -1,8 +1,12 @@
 //! Helpers shared by the function families: validity, argument coercion and extraction,
 //! documentation, and the numerical building blocks.
 
+pub mod normal;
+pub mod ols;
 pub mod price_tree;
+pub mod ranks;
 pub mod sliding;
+pub mod window;
 pub mod window_product;
 
 use std::sync::Arc;

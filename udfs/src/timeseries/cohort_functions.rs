@@ -4,7 +4,7 @@ use arrow::array::{ArrayRef, Float64Array};
 use datafusion::error::Result;
 
 use super::cohort::{Cohorts, run};
-use super::window::{TsKernel, finite_array, valid};
+use crate::common::window::{PartitionKernel, finite_array, valid};
 
 /// Which measure of the cohorts a function reports.
 #[derive(Debug, Clone, Copy)]
@@ -21,7 +21,7 @@ pub enum Measure {
 #[derive(Debug)]
 pub struct CohortKernel(pub Measure);
 
-impl TsKernel for CohortKernel {
+impl PartitionKernel for CohortKernel {
     fn evaluate(&self, columns: &[&Float64Array], _rows: usize) -> Result<ArrayRef> {
         let q = valid(columns[0]);
         let p = valid(columns[1]);

@@ -7,7 +7,7 @@ use datafusion::error::Result;
 use datafusion::logical_expr::WindowUDF;
 
 use super::returns::compounded;
-use super::window::{TsKernel, finite_array, required, ts_window, valid};
+use crate::common::window::{PartitionKernel, finite_array, partition_window, required, valid};
 use crate::common::{doc, integer_literal};
 
 #[derive(Debug)]
@@ -15,7 +15,7 @@ struct FwdReturn {
     h: usize,
 }
 
-impl TsKernel for FwdReturn {
+impl PartitionKernel for FwdReturn {
     fn evaluate(&self, columns: &[&Float64Array], n: usize) -> Result<ArrayRef> {
         let r = valid(columns[0]);
         // Window starting at t + 1 of length h.
@@ -26,7 +26,7 @@ impl TsKernel for FwdReturn {
     }
 }
 
-fn factory(constants: &[Option<ScalarValue>]) -> Result<Box<dyn TsKernel>> {
+fn factory(constants: &[Option<ScalarValue>]) -> Result<Box<dyn PartitionKernel>> {
     let h = integer_literal(
         "fwd_return",
         required(constants, 0, "fwd_return", "h")?,
@@ -39,7 +39,7 @@ fn factory(constants: &[Option<ScalarValue>]) -> Result<Box<dyn TsKernel>> {
 
 /// The window function.
 pub fn fwd_return() -> WindowUDF {
-    ts_window(
+    partition_window(
         "fwd_return",
         doc(
             "Time-series factors",
@@ -55,7 +55,7 @@ pub fn fwd_return() -> WindowUDF {
             ],
             "```sql\nSELECT date, security_id,\n       fwd_return(total_return, 21) OVER (PARTITION BY security_id ORDER BY date) AS fwd21\nFROM market;\n```",
         ),
-        1,
+        (1, 1),
         (1, 1),
         DataType::Float64,
         factory,

@@ -14,7 +14,6 @@ mod si_surprise;
 mod squeeze_event;
 mod ts_beta;
 mod ts_zscore;
-pub mod window;
 mod zscore;
 
 use datafusion::logical_expr::WindowUDF;

@@ -7,7 +7,7 @@ use datafusion::error::Result;
 use datafusion::logical_expr::WindowUDF;
 
 use super::returns::compounded;
-use super::window::{TsKernel, finite_array, required, ts_window, valid};
+use crate::common::window::{PartitionKernel, finite_array, partition_window, required, valid};
 use crate::common::{doc, integer_literal};
 
 #[derive(Debug)]
@@ -16,7 +16,7 @@ struct PastReturn {
     skip: usize,
 }
 
-impl TsKernel for PastReturn {
+impl PartitionKernel for PastReturn {
     fn evaluate(&self, columns: &[&Float64Array], rows: usize) -> Result<ArrayRef> {
         let r = valid(columns[0]);
         // Rows t-n+1 ..= t-skip: a window of n - skip rows starting at t - n + 1.
@@ -29,7 +29,7 @@ impl TsKernel for PastReturn {
     }
 }
 
-fn factory(constants: &[Option<ScalarValue>]) -> Result<Box<dyn TsKernel>> {
+fn factory(constants: &[Option<ScalarValue>]) -> Result<Box<dyn PartitionKernel>> {
     let name = "past_return";
     let n = integer_literal(name, required(constants, 0, name, "n")?, "n", 1, 1_000_000)?;
     let skip = match &constants[1] {
@@ -44,7 +44,7 @@ fn factory(constants: &[Option<ScalarValue>]) -> Result<Box<dyn TsKernel>> {
 
 /// The window function.
 pub fn past_return() -> WindowUDF {
-    ts_window(
+    partition_window(
         "past_return",
         doc(
             "Time-series factors",
@@ -63,7 +63,7 @@ pub fn past_return() -> WindowUDF {
             ],
             "```sql\nSELECT date, security_id,\n       past_return(total_return, 252, 21) OVER (PARTITION BY security_id ORDER BY date) AS mom_12_1\nFROM market;\n```",
         ),
-        1,
+        (1, 1),
         (1, 2),
         DataType::Float64,
         factory,

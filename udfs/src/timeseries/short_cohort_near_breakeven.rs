@@ -6,13 +6,13 @@ use datafusion::error::Result;
 use datafusion::logical_expr::WindowUDF;
 
 use super::cohort_functions::{CohortKernel, Measure};
-use super::window::{TsKernel, ts_window};
+use crate::common::window::{PartitionKernel, partition_window};
 use crate::common::{doc, number_literal};
 
 /// Default band: 5 %.
 pub const DEFAULT_BAND: f64 = 0.05;
 
-fn factory(constants: &[Option<ScalarValue>]) -> Result<Box<dyn TsKernel>> {
+fn factory(constants: &[Option<ScalarValue>]) -> Result<Box<dyn PartitionKernel>> {
     let name = "short_cohort_near_breakeven";
     let band = match &constants[0] {
         Some(v) => number_literal(name, v, "band")?,
@@ -26,7 +26,7 @@ fn factory(constants: &[Option<ScalarValue>]) -> Result<Box<dyn TsKernel>> {
 
 /// The window function.
 pub fn short_cohort_near_breakeven() -> WindowUDF {
-    ts_window(
+    partition_window(
         "short_cohort_near_breakeven",
         doc(
             "Time-series factors",
@@ -44,7 +44,7 @@ pub fn short_cohort_near_breakeven() -> WindowUDF {
             ],
             "```sql\nSELECT l.date, l.security_id,\n       short_cohort_near_breakeven(l.on_loan_qty, m.close, 0.05)\n         OVER (PARTITION BY l.security_id ORDER BY l.date) AS near_breakeven\nFROM lending l JOIN market m USING (date, security_id);\n```",
         ),
-        2,
+        (2, 2),
         (0, 1),
         DataType::Float64,
         factory,

@@ -6,16 +6,16 @@ use datafusion::error::Result;
 use datafusion::logical_expr::WindowUDF;
 
 use super::cohort_functions::{CohortKernel, Measure};
-use super::window::{TsKernel, ts_window};
 use crate::common::doc;
+use crate::common::window::{PartitionKernel, partition_window};
 
-fn factory(_constants: &[Option<ScalarValue>]) -> Result<Box<dyn TsKernel>> {
+fn factory(_constants: &[Option<ScalarValue>]) -> Result<Box<dyn PartitionKernel>> {
     Ok(Box::new(CohortKernel(Measure::Pnl)))
 }
 
 /// The window function.
 pub fn short_cohort_pnl() -> WindowUDF {
-    ts_window(
+    partition_window(
         "short_cohort_pnl",
         doc(
             "Time-series factors",
@@ -29,7 +29,7 @@ pub fn short_cohort_pnl() -> WindowUDF {
             ],
             "```sql\nSELECT l.date, l.security_id,\n       short_cohort_pnl(l.on_loan_qty, m.close) OVER (PARTITION BY l.security_id ORDER BY l.date) AS short_pnl\nFROM lending l JOIN market m USING (date, security_id);\n```",
         ),
-        2,
+        (2, 2),
         (0, 0),
         DataType::Float64,
         factory,

@@ -5,14 +5,14 @@ use datafusion::common::ScalarValue;
 use datafusion::error::Result;
 use datafusion::logical_expr::WindowUDF;
 
-use super::window::{TsKernel, ts_window};
 use super::zscore::ZScore;
+use crate::common::window::{PartitionKernel, partition_window};
 use crate::common::{doc, integer_literal};
 
 /// Default look-back: 252 rows (12 months of business days).
 pub const DEFAULT_N: i64 = 252;
 
-fn factory(constants: &[Option<ScalarValue>]) -> Result<Box<dyn TsKernel>> {
+fn factory(constants: &[Option<ScalarValue>]) -> Result<Box<dyn PartitionKernel>> {
     let n = match &constants[0] {
         Some(v) => integer_literal("si_surprise", v, "n", 1, 1_000_000)?,
         None => DEFAULT_N,
@@ -22,7 +22,7 @@ fn factory(constants: &[Option<ScalarValue>]) -> Result<Box<dyn TsKernel>> {
 
 /// The window function.
 pub fn si_surprise() -> WindowUDF {
-    ts_window(
+    partition_window(
         "si_surprise",
         doc(
             "Time-series factors",
@@ -43,7 +43,7 @@ pub fn si_surprise() -> WindowUDF {
             ],
             "```sql\nSELECT l.date, l.security_id,\n       si_surprise(short_interest(l.on_loan_qty, m.shares_outstanding))\n         OVER (PARTITION BY l.security_id ORDER BY l.date) AS sis\nFROM lending l JOIN market m USING (date, security_id);\n```",
         ),
-        1,
+        (1, 1),
         (0, 1),
         DataType::Float64,
         factory,

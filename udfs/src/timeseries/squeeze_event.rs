@@ -8,8 +8,8 @@ use datafusion::common::ScalarValue;
 use datafusion::error::Result;
 use datafusion::logical_expr::WindowUDF;
 
-use super::window::{TsKernel, ts_window, valid};
 use crate::common::doc;
+use crate::common::window::{PartitionKernel, partition_window, valid};
 use crate::common::window_product::prefix_counts;
 
 /// Rows of return history before the move used for sigma.
@@ -26,7 +26,7 @@ fn stddev_samp(values: &[f64]) -> f64 {
     (values.iter().map(|v| (v - mean) * (v - mean)).sum::<f64>() / (n - 1.0)).sqrt()
 }
 
-impl TsKernel for SqueezeEvent {
+impl PartitionKernel for SqueezeEvent {
     fn evaluate(&self, columns: &[&Float64Array], rows: usize) -> Result<ArrayRef> {
         let ret = valid(columns[0]);
         let qty = valid(columns[1]);
@@ -59,13 +59,13 @@ impl TsKernel for SqueezeEvent {
     }
 }
 
-fn factory(_constants: &[Option<ScalarValue>]) -> Result<Box<dyn TsKernel>> {
+fn factory(_constants: &[Option<ScalarValue>]) -> Result<Box<dyn PartitionKernel>> {
     Ok(Box::new(SqueezeEvent))
 }
 
 /// The window function.
 pub fn squeeze_event() -> WindowUDF {
-    ts_window(
+    partition_window(
         "squeeze_event",
         doc(
             "Time-series factors",
@@ -82,7 +82,7 @@ pub fn squeeze_event() -> WindowUDF {
             ],
             "```sql\nSELECT l.date, l.security_id\nFROM (SELECT l.date, l.security_id,\n             squeeze_event(m.total_return, l.on_loan_qty) OVER (PARTITION BY l.security_id ORDER BY l.date) AS squeeze\n      FROM lending l JOIN market m USING (date, security_id)) l\nWHERE squeeze;\n```",
         ),
-        2,
+        (2, 2),
         (0, 0),
         DataType::Boolean,
         factory,

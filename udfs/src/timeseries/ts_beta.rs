@@ -6,8 +6,8 @@ use datafusion::common::ScalarValue;
 use datafusion::error::Result;
 use datafusion::logical_expr::WindowUDF;
 
-use super::window::{TsKernel, finite_array, required, ts_window, valid};
 use crate::common::sliding::{CoMoments, SlidingRange};
+use crate::common::window::{PartitionKernel, finite_array, partition_window, required, valid};
 use crate::common::{doc, integer_literal};
 
 #[derive(Debug)]
@@ -32,7 +32,7 @@ fn rebuild(ret: &[Option<f64>], market: &[Option<f64>], start: usize, end: usize
     m
 }
 
-impl TsKernel for TsBeta {
+impl PartitionKernel for TsBeta {
     fn evaluate(&self, columns: &[&Float64Array], rows: usize) -> Result<ArrayRef> {
         let ret = valid(columns[0]);
         let market = valid(columns[1]);
@@ -66,7 +66,7 @@ impl TsKernel for TsBeta {
     }
 }
 
-fn factory(constants: &[Option<ScalarValue>]) -> Result<Box<dyn TsKernel>> {
+fn factory(constants: &[Option<ScalarValue>]) -> Result<Box<dyn PartitionKernel>> {
     let name = "ts_beta";
     let n = integer_literal(name, required(constants, 0, name, "n")?, "n", 1, 1_000_000)?;
     Ok(Box::new(TsBeta { n: n as usize }))
@@ -74,7 +74,7 @@ fn factory(constants: &[Option<ScalarValue>]) -> Result<Box<dyn TsKernel>> {
 
 /// The window function.
 pub fn ts_beta() -> WindowUDF {
-    ts_window(
+    partition_window(
         "ts_beta",
         doc(
             "Time-series factors",
@@ -90,7 +90,7 @@ pub fn ts_beta() -> WindowUDF {
             ],
             "```sql\nSELECT date, security_id,\n       ts_beta(total_return, market_return, 252) OVER (PARTITION BY security_id ORDER BY date) AS beta\nFROM returns_with_market;\n```",
         ),
-        2,
+        (2, 2),
         (1, 1),
         DataType::Float64,
         factory,

@@ -5,11 +5,11 @@ use datafusion::common::ScalarValue;
 use datafusion::error::Result;
 use datafusion::logical_expr::WindowUDF;
 
-use super::window::{TsKernel, required, ts_window};
 use super::zscore::ZScore;
+use crate::common::window::{PartitionKernel, partition_window, required};
 use crate::common::{doc, integer_literal};
 
-fn factory(constants: &[Option<ScalarValue>]) -> Result<Box<dyn TsKernel>> {
+fn factory(constants: &[Option<ScalarValue>]) -> Result<Box<dyn PartitionKernel>> {
     let name = "ts_zscore";
     let n = integer_literal(name, required(constants, 0, name, "n")?, "n", 1, 1_000_000)?;
     Ok(Box::new(ZScore { n: n as usize }))
@@ -17,7 +17,7 @@ fn factory(constants: &[Option<ScalarValue>]) -> Result<Box<dyn TsKernel>> {
 
 /// The window function.
 pub fn ts_zscore() -> WindowUDF {
-    ts_window(
+    partition_window(
         "ts_zscore",
         doc(
             "Time-series factors",
@@ -32,7 +32,7 @@ pub fn ts_zscore() -> WindowUDF {
             ],
             "```sql\nSELECT date, security_id,\n       ts_zscore(fee_bps, 60) OVER (PARTITION BY security_id ORDER BY date) AS fee_z\nFROM lending;\n```",
         ),
-        1,
+        (1, 1),
         (1, 1),
         DataType::Float64,
         factory,

@@ -3,8 +3,8 @@
 use arrow::array::{ArrayRef, Float64Array};
 use datafusion::error::Result;
 
-use super::window::{TsKernel, finite_array, valid};
 use crate::common::sliding::{Moments, SlidingRange};
+use crate::common::window::{PartitionKernel, finite_array, valid};
 
 /// `(x[t] - mean) / stddev_samp` over the valid values among rows t-n..t-1.
 #[derive(Debug)]
@@ -43,7 +43,7 @@ fn rebuild(x: &[Option<f64>], start: usize, end: usize) -> Moments {
     m
 }
 
-impl TsKernel for ZScore {
+impl PartitionKernel for ZScore {
     fn evaluate(&self, columns: &[&Float64Array], rows: usize) -> Result<ArrayRef> {
         let x = valid(columns[0]);
         let n = self.n;

@@ -64,7 +64,7 @@ const SCALAR_CALLS: [&str; 16] = [
     "market_regime(a)",
 ];
 
-const WINDOW_CALLS: [&str; 12] = [
+const WINDOW_CALLS: [&str; 20] = [
     "fwd_return(a, 3)",
     "past_return(a, 5, 2)",
     "past_return(a, 1)",
@@ -77,6 +77,14 @@ const WINDOW_CALLS: [&str; 12] = [
     "short_cohort_near_breakeven(a, b, 0.5)",
     "squeeze_event(a, b)",
     "ts_zscore(c, 1)",
+    "cs_rank(a)",
+    "cs_zscore(a)",
+    "cs_demean(a)",
+    "cs_normal_rank(a)",
+    "cs_bucket(a, 7)",
+    "cs_winsorize(a, 0.1)",
+    "fm_residual(a, b)",
+    "fm_residual(a, b, c)",
 ];
 
 fn assert_finite(call: &str, seed: u64, column: &ArrayRef) {

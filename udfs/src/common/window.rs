@@ -1,6 +1,6 @@
-//! The shared shape of the time-series window functions: leading value columns (coerced to
-//! Float64), trailing constant arguments, and a kernel that sees the whole partition at once
-//! (`evaluate_all`), so any frame clause is ignored as SPEC §1 says.
+//! The shared shape of lendfusion's window functions (time series and cross sections): leading
+//! value columns (coerced to Float64), trailing constant arguments, and a kernel that sees the
+//! whole partition at once (`evaluate_all`), so any frame clause is ignored as SPEC §1 says.
 
 use std::sync::Arc;
 
@@ -17,37 +17,37 @@ use datafusion::physical_expr::PhysicalExpr;
 use crate::common::{check_arity, coerce_all_to_f64, f64_array, literal_arg};
 
 /// Computes a whole partition's output from its value columns.
-pub trait TsKernel: std::fmt::Debug + Send {
+pub trait PartitionKernel: std::fmt::Debug + Send {
     /// `columns` are the value arguments, each `num_rows` long, in partition order.
     fn evaluate(&self, columns: &[&Float64Array], num_rows: usize) -> Result<ArrayRef>;
 }
 
 /// Parses the constant arguments (`None` where an optional one was left out) into a kernel.
-pub type KernelFactory = fn(&[Option<ScalarValue>]) -> Result<Box<dyn TsKernel>>;
+pub type KernelFactory = fn(&[Option<ScalarValue>]) -> Result<Box<dyn PartitionKernel>>;
 
-/// A time-series window function. Functions are identified by name (names are unique), so
+/// A lendfusion window function. Functions are identified by name (names are unique), so
 /// equality and hashing ignore the kernel factory.
 #[derive(Debug)]
-pub struct TsWindow {
+pub struct PartitionWindow {
     name: &'static str,
     signature: Signature,
     doc: Documentation,
-    value_args: usize,
+    value_args: (usize, usize),
     const_args: (usize, usize),
     return_type: DataType,
     factory: KernelFactory,
 }
 
 /// Describe and build a time-series window function.
-pub fn ts_window(
+pub fn partition_window(
     name: &'static str,
     doc: Documentation,
-    value_args: usize,
+    value_args: (usize, usize),
     const_args: (usize, usize),
     return_type: DataType,
     factory: KernelFactory,
 ) -> WindowUDF {
-    WindowUDF::new_from_impl(TsWindow {
+    WindowUDF::new_from_impl(PartitionWindow {
         name,
         signature: Signature::user_defined(Volatility::Immutable),
         doc,
@@ -58,22 +58,22 @@ pub fn ts_window(
     })
 }
 
-impl PartialEq for TsWindow {
+impl PartialEq for PartitionWindow {
     fn eq(&self, other: &Self) -> bool {
         self.name == other.name && self.signature == other.signature
     }
 }
 
-impl Eq for TsWindow {}
+impl Eq for PartitionWindow {}
 
-impl std::hash::Hash for TsWindow {
+impl std::hash::Hash for PartitionWindow {
     fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
         self.name.hash(state);
         self.signature.hash(state);
     }
 }
 
-impl WindowUDFImpl for TsWindow {
+impl WindowUDFImpl for PartitionWindow {
     fn name(&self) -> &str {
         self.name
     }
@@ -86,8 +86,8 @@ impl WindowUDFImpl for TsWindow {
         check_arity(
             self.name,
             arg_types,
-            self.value_args + self.const_args.0,
-            self.value_args + self.const_args.1,
+            self.value_args.0 + self.const_args.0,
+            self.value_args.1 + self.const_args.1,
         )?;
         coerce_all_to_f64(self.name, arg_types)
     }
@@ -97,9 +97,15 @@ impl WindowUDFImpl for TsWindow {
         args: PartitionEvaluatorArgs,
     ) -> Result<Box<dyn PartitionEvaluator>> {
         let exprs: &[Arc<dyn PhysicalExpr>] = args.input_exprs();
+        // Either the value columns or the constants vary in number, never both.
+        let value_args = if self.const_args.0 == self.const_args.1 {
+            exprs.len().saturating_sub(self.const_args.0)
+        } else {
+            self.value_args.0
+        };
         let mut constants = vec![];
         for i in 0..self.const_args.1 {
-            let index = self.value_args + i;
+            let index = value_args + i;
             constants.push(literal_arg(
                 self.name,
                 exprs,
@@ -108,9 +114,9 @@ impl WindowUDFImpl for TsWindow {
             )?);
         }
         let kernel = (self.factory)(&constants)?;
-        Ok(Box::new(TsEvaluator {
+        Ok(Box::new(PartitionEvaluatorImpl {
             name: self.name,
-            value_args: self.value_args,
+            value_args,
             kernel,
         }))
     }
@@ -133,13 +139,13 @@ impl WindowUDFImpl for TsWindow {
 }
 
 #[derive(Debug)]
-struct TsEvaluator {
+struct PartitionEvaluatorImpl {
     name: &'static str,
     value_args: usize,
-    kernel: Box<dyn TsKernel>,
+    kernel: Box<dyn PartitionKernel>,
 }
 
-impl PartitionEvaluator for TsEvaluator {
+impl PartitionEvaluator for PartitionEvaluatorImpl {
     fn evaluate_all(&mut self, values: &[ArrayRef], num_rows: usize) -> Result<ArrayRef> {
         let columns = values[..self.value_args]
             .iter()
