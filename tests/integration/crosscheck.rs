@@ -96,19 +96,95 @@ async fn functions_agree_with_independent_python_reference() {
     let rows: usize = batches.iter().map(|b| b.num_rows()).sum();
     assert!(rows > 10_000, "{rows}");
     let results = dir.path().join("results.parquet");
-    let file = std::fs::File::create(&results).expect("create");
-    let mut writer =
-        parquet::arrow::ArrowWriter::try_new(file, batches[0].schema(), None).expect("writer");
-    for b in &batches {
-        writer.write(b).expect("write");
-    }
-    writer.close().expect("close");
+    write_parquet(&results, &batches);
+    // Aggregates over the same inputs, by date and by security.
+    let all = arrow::compute::concat_batches(&batches[0].schema(), &batches).expect("concat");
+    ctx.register_batch("inputs", all).expect("register");
+    let by_date = dir.path().join("by_date.parquet");
+    write_parquet(&by_date, &sql(&ctx, BY_DATE).await);
+    let by_security = dir.path().join("by_security.parquet");
+    write_parquet(&by_security, &sql(&ctx, BY_SECURITY).await);
+    let path = |p: &std::path::Path| p.to_str().expect("path").to_string();
     let report = run_script(
         "crosscheck_functions.py",
-        &["--results", results.to_str().expect("path")],
+        &[
+            "--results",
+            &path(&results),
+            "--by-date",
+            &path(&by_date),
+            "--by-security",
+            &path(&by_security),
+        ],
     );
     assert!(report.contains("outputs agree"), "{report}");
     println!("{report}");
+}
+
+const BY_DATE: &str = "SELECT date, ic_fee, c[1] AS fm_b0, c[2] AS fm_b1, c[3] AS fm_b2
+    FROM (SELECT date, spearman_ic(fee_bps, fwd21) AS ic_fee, fm_coefficients(ret, fee_bps, si) AS c FROM inputs GROUP BY date)";
+
+const BY_SECURITY: &str = "SELECT security_id,
+      ann_return(ret ORDER BY date) AS ann_return, ann_vol(ret) AS ann_vol, sharpe_ratio(ret) AS sharpe,
+      information_ratio(ret ORDER BY date) AS ir, max_drawdown(ret ORDER BY date) AS mdd, hit_rate(ret) AS hit,
+      nw_tstat(ret ORDER BY date) AS nw, nw_tstat(ret, 3 ORDER BY date) AS nw_3, ann_return(ret, 12) AS ann_return_12
+    FROM inputs GROUP BY security_id";
+
+fn write_parquet(path: &std::path::Path, batches: &[arrow::record_batch::RecordBatch]) {
+    let file = std::fs::File::create(path).expect("create");
+    let mut writer =
+        parquet::arrow::ArrowWriter::try_new(file, batches[0].schema(), None).expect("writer");
+    for b in batches {
+        writer.write(b).expect("write");
+    }
+    writer.close().expect("close");
+}
+
+#[tokio::test]
+async fn aggregates_give_the_same_answer_on_one_and_many_partitions() {
+    let (root, _) = crate::support::small_panel().await;
+    let query = "SELECT l.security_id, ann_return(m.total_return ORDER BY l.date) AS a, ann_vol(m.total_return) AS v,
+                        max_drawdown(m.total_return ORDER BY l.date) AS d, nw_tstat(m.total_return ORDER BY l.date) AS t,
+                        hit_rate(m.total_return) AS h, spearman_ic(l.fee_bps, m.total_return) AS ic,
+                        fm_coefficients(m.total_return, l.fee_bps)[2] AS b
+                 FROM lending l JOIN market m ON l.date = m.date AND l.security_id = m.security_id
+                 GROUP BY l.security_id ORDER BY l.security_id";
+    let mut answers = vec![];
+    for partitions in [1, 7] {
+        let config = lendfusion_core::LendfusionConfig {
+            data: Some(root.display().to_string()),
+            execution: lendfusion_core::config::ExecutionSettings {
+                target_partitions: partitions,
+                batch_size: 512,
+            },
+            ..Default::default()
+        };
+        let ctx = lendfusion_core::session_context(&config)
+            .await
+            .expect("session");
+        answers.push(sql(&ctx, query).await);
+    }
+    let flat = |batches: &[arrow::record_batch::RecordBatch]| -> Vec<Option<f64>> {
+        let mut out = vec![];
+        for b in batches {
+            for c in 1..b.num_columns() {
+                let col = b.column(c).as_primitive::<arrow::datatypes::Float64Type>();
+                out.extend(col.iter());
+            }
+        }
+        out
+    };
+    let (one, many) = (flat(&answers[0]), flat(&answers[1]));
+    assert_eq!(one.len(), many.len());
+    for (i, (a, b)) in one.iter().zip(&many).enumerate() {
+        match (a, b) {
+            (Some(a), Some(b)) => assert!(
+                (a - b).abs() <= 1e-12 * a.abs().max(1.0),
+                "value {i}: {a} vs {b}"
+            ),
+            (None, None) => {}
+            _ => panic!("value {i}: {a:?} vs {b:?}"),
+        }
+    }
 }
 
 #[tokio::test]

@@ -12,7 +12,8 @@ import sys
 import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
-from scipy.stats import norm
+from scipy.stats import norm, spearmanr
+import statsmodels.api as sm
 
 TOL = 1e-9
 DEFAULT_BREAKPOINTS = np.array([25, 50, 100, 200, 400, 800, 1600, 3200, 6400], dtype=float)
@@ -232,6 +233,89 @@ def fm_residual(df, y, xs):
     return out
 
 
+def spearman_ref(x, y):
+    ok = np.isfinite(x) & np.isfinite(y)
+    x, y = x[ok], y[ok]
+    if len(x) < 3 or np.all(x == x[0]) or np.all(y == y[0]):
+        return np.nan
+    return spearmanr(x, y).statistic
+
+
+def fm_coefficients_ref(y, xs):
+    block = np.column_stack([y] + xs)
+    ok = np.all(np.isfinite(block), axis=1)
+    sub = block[ok]
+    n, k = len(sub), len(xs)
+    if n <= k + 1:
+        return [np.nan] * (k + 1)
+    X = np.column_stack([np.ones(n), sub[:, 1:]])
+    if np.linalg.matrix_rank(X) < k + 1:
+        return [np.nan] * (k + 1)
+    # statsmodels OLS, an implementation independent of ours
+    return list(sm.OLS(sub[:, 0], X).fit().params)
+
+
+def nw_ref(x, lags=None):
+    x = x[np.isfinite(x)]
+    t = len(x)
+    if t < 3:
+        return np.nan
+    if lags is None:
+        lags = int(math.floor(4 * (t / 100) ** (2 / 9)))
+    lags = min(lags, t - 1)
+    fit = sm.OLS(x, np.ones(t)).fit(cov_type="HAC", cov_kwds={"maxlags": lags, "use_correction": False})
+    return float(fit.tvalues[0]) if np.isfinite(fit.bse[0]) and fit.bse[0] > 0 else np.nan
+
+
+def series_ref(r, periods=252):
+    r = r[np.isfinite(r)]
+    t = len(r)
+    out = {}
+    growth = np.prod(1 + r) if t else np.nan
+    out["ann_return"] = growth ** (periods / t) - 1 if t and growth >= 0 else np.nan
+    sd = r.std(ddof=1) if t >= 2 else np.nan
+    out["ann_vol"] = sd * math.sqrt(periods)
+    out["sharpe"] = r.mean() / sd * math.sqrt(periods) if t >= 2 and sd > 0 else np.nan
+    out["ir"] = out["ann_return"] / out["ann_vol"] if t >= 2 and out["ann_vol"] > 0 else np.nan
+    if t:
+        w = np.cumprod(1 + r)
+        peak = np.maximum.accumulate(np.concatenate([[1.0], w]))[1:]
+        out["mdd"] = min(0.0, float((w / peak - 1).min()))
+        out["hit"] = float((r > 0).mean())
+    else:
+        out["mdd"] = out["hit"] = np.nan
+    return out
+
+
+def check_by_date(df, agg, failures, checked):
+    agg = agg.sort_values("date").reset_index(drop=True)
+    ic, c0, c1, c2 = [], [], [], []
+    groups = df.groupby("date", sort=True)
+    for date in agg.date:
+        g = groups.get_group(date)
+        ic.append(spearman_ref(g.fee_bps.to_numpy(float), g.fwd21.to_numpy(float)))
+        b = fm_coefficients_ref(g.ret.to_numpy(float), [g.fee_bps.to_numpy(float), g.si.to_numpy(float)])
+        c0.append(b[0]); c1.append(b[1]); c2.append(b[2])
+    for name, want in [("ic_fee", ic), ("fm_b0", c0), ("fm_b1", c1), ("fm_b2", c2)]:
+        checked[name] = compare(name, agg[name].astype(float).to_numpy(), np.array(want), failures)
+
+
+def check_by_security(df, agg, failures, checked):
+    agg = agg.sort_values("security_id").reset_index(drop=True)
+    want = {k: [] for k in ["ann_return", "ann_vol", "sharpe", "ir", "mdd", "hit", "nw", "nw_3", "ann_return_12"]}
+    groups = df.groupby("security_id", sort=True)
+    for sid in agg.security_id:
+        r = groups.get_group(sid).sort_values("date").ret.to_numpy(float)
+        s = series_ref(r)
+        for k in ["ann_return", "ann_vol", "sharpe", "ir", "mdd", "hit"]:
+            want[k].append(s[k])
+        want["nw"].append(nw_ref(r))
+        want["nw_3"].append(nw_ref(r, 3))
+        want["ann_return_12"].append(series_ref(r, 12)["ann_return"])
+    for k, v in want.items():
+        checked[k] = compare(k, agg[k].astype(float).to_numpy(), np.array(v), failures)
+
+
 def compare(name, got, expected, failures):
     got = np.asarray(got, dtype=float)
     expected = np.asarray(expected, dtype=float)
@@ -252,6 +336,8 @@ def compare(name, got, expected, failures):
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--results", required=True)
+    parser.add_argument("--by-date", help="aggregates GROUP BY date")
+    parser.add_argument("--by-security", help="aggregates GROUP BY security_id")
     args = parser.parse_args()
     df = pq.read_table(args.results).to_pandas()
     df = df.sort_values(["security_id", "date"], kind="stable").reset_index(drop=True)
@@ -327,6 +413,11 @@ def main():
     check("cs_rank_ret_grouped", cross_section(df, "ret", pct_rank, keys=("date", "group")))
     check("fm_resid_2", fm_residual(df, "si", ["ln_cap", "btm"]))
     check("fm_resid_4", fm_residual(df, "ret", ["fee_bps", "si", "ln_cap", "btm"]))
+
+    if args.by_date:
+        check_by_date(df, pq.read_table(args.by_date).to_pandas(), failures, checked)
+    if args.by_security:
+        check_by_security(df, pq.read_table(args.by_security).to_pandas(), failures, checked)
 
     for name, n in sorted(checked.items()):
         print(f"{name:22s} {n:7d} non-NULL values compared")

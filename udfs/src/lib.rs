@@ -2,7 +2,9 @@
 //!
 //! - [`lending`]: lending factors (SPEC §3.1), scalar;
 //! - [`timeseries`]: time-series factors (SPEC §3.2), window functions over a security's rows;
-//! - [`cross_section`]: cross-sectional factors (SPEC §3.3), window functions over a date's rows.
+//! - [`cross_section`]: cross-sectional factors (SPEC §3.3), window functions over a date's rows,
+//!   and the Fama-MacBeth regression aggregate;
+//! - [`evaluation`]: factor-evaluation aggregates (SPEC §3.4) and the Newey-West t-statistic.
 //!
 //! [`register_all`] is the one registration point the session recipe calls; every role (embedded
 //! SQL, coordinator, workers) goes through it, so a function known to one is known to all.
@@ -10,6 +12,7 @@
 pub mod catalog;
 pub mod common;
 pub mod cross_section;
+pub mod evaluation;
 pub mod lending;
 pub mod timeseries;
 
@@ -37,7 +40,9 @@ pub fn window_functions() -> Vec<WindowUDF> {
 
 /// Every aggregate function.
 pub fn aggregate_functions() -> Vec<AggregateUDF> {
-    vec![]
+    let mut out = evaluation::functions();
+    out.extend(cross_section::aggregate_functions());
+    out
 }
 
 /// Register every function on a registry (what executors need to decode plans).

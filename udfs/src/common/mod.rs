@@ -1,6 +1,7 @@
 //! Helpers shared by the function families: validity, argument coercion and extraction,
 //! documentation, and the numerical building blocks.
 
+pub mod aggregate;
 pub mod normal;
 pub mod ols;
 pub mod price_tree;

@@ -8,10 +8,11 @@ mod cs_normal_rank;
 mod cs_rank;
 pub mod cs_winsorize;
 mod cs_zscore;
+mod fm_coefficients;
 pub mod fm_residual;
 pub mod section;
 
-use datafusion::logical_expr::WindowUDF;
+use datafusion::logical_expr::{AggregateUDF, WindowUDF};
 
 /// Every cross-sectional window function.
 pub fn functions() -> Vec<WindowUDF> {
@@ -24,4 +25,9 @@ pub fn functions() -> Vec<WindowUDF> {
         cs_winsorize::cs_winsorize(),
         fm_residual::fm_residual(),
     ]
+}
+
+/// The Fama-MacBeth regression aggregate.
+pub fn aggregate_functions() -> Vec<AggregateUDF> {
+    vec![fm_coefficients::fm_coefficients()]
 }

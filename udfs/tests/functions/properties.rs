@@ -87,6 +87,20 @@ const WINDOW_CALLS: [&str; 20] = [
     "fm_residual(a, b, c)",
 ];
 
+const AGGREGATE_CALLS: [&str; 11] = [
+    "spearman_ic(a, b)",
+    "ann_return(a ORDER BY d)",
+    "ann_return(a, 12)",
+    "ann_vol(a)",
+    "sharpe_ratio(a)",
+    "information_ratio(a ORDER BY d)",
+    "max_drawdown(a ORDER BY d)",
+    "hit_rate(a)",
+    "nw_tstat(a ORDER BY d)",
+    "nw_tstat(a, 2 ORDER BY d)",
+    "array_max(fm_coefficients(a, b, c))",
+];
+
 fn assert_finite(call: &str, seed: u64, column: &ArrayRef) {
     if column.data_type() == &DataType::Float64 {
         let values = column.as_primitive::<Float64Type>();
@@ -117,6 +131,11 @@ async fn arbitrary_input_gives_null_or_finite_values() {
                 WINDOW_CALLS
                     .iter()
                     .map(|c| format!("{c} OVER (PARTITION BY sid ORDER BY d) AS v FROM prop")),
+            )
+            .chain(
+                AGGREGATE_CALLS
+                    .iter()
+                    .map(|c| format!("{c} AS v FROM prop GROUP BY sid")),
             );
         for call in calls {
             let sql = format!("SELECT {call}");
