@@ -4,7 +4,8 @@
 //! - [`timeseries`]: time-series factors (SPEC §3.2), window functions over a security's rows;
 //! - [`cross_section`]: cross-sectional factors (SPEC §3.3), window functions over a date's rows,
 //!   and the Fama-MacBeth regression aggregate;
-//! - [`evaluation`]: factor-evaluation aggregates (SPEC §3.4) and the Newey-West t-statistic.
+//! - [`evaluation`]: factor-evaluation aggregates (SPEC §3.4) and the Newey-West t-statistic;
+//! - [`squeeze`]: squeeze and crowding scores (SPEC §3.5), window functions over a date's rows.
 //!
 //! [`register_all`] is the one registration point the session recipe calls; every role (embedded
 //! SQL, coordinator, workers) goes through it, so a function known to one is known to all.
@@ -14,6 +15,7 @@ pub mod common;
 pub mod cross_section;
 pub mod evaluation;
 pub mod lending;
+pub mod squeeze;
 pub mod timeseries;
 
 use std::sync::Arc;
@@ -35,6 +37,7 @@ pub fn scalar_functions() -> Vec<ScalarUDF> {
 pub fn window_functions() -> Vec<WindowUDF> {
     let mut out = timeseries::functions();
     out.extend(cross_section::functions());
+    out.extend(squeeze::functions());
     out
 }
 

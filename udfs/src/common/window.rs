@@ -36,6 +36,8 @@ pub struct PartitionWindow {
     const_args: (usize, usize),
     return_type: DataType,
     factory: KernelFactory,
+    /// Arguments from this index on may also be Boolean (read as 1.0 / 0.0).
+    boolean_from: usize,
 }
 
 /// Describe and build a time-series window function.
@@ -55,12 +57,36 @@ pub fn partition_window(
         const_args,
         return_type,
         factory,
+        boolean_from: usize::MAX,
+    })
+}
+
+/// [`partition_window`] whose arguments from `boolean_from` on may be Boolean flags.
+pub fn partition_window_with_flags(
+    name: &'static str,
+    doc: Documentation,
+    value_args: (usize, usize),
+    return_type: DataType,
+    factory: KernelFactory,
+    boolean_from: usize,
+) -> WindowUDF {
+    WindowUDF::new_from_impl(PartitionWindow {
+        name,
+        signature: Signature::user_defined(Volatility::Immutable),
+        doc,
+        value_args,
+        const_args: (0, 0),
+        return_type,
+        factory,
+        boolean_from,
     })
 }
 
 impl PartialEq for PartitionWindow {
     fn eq(&self, other: &Self) -> bool {
-        self.name == other.name && self.signature == other.signature
+        self.name == other.name
+            && self.signature == other.signature
+            && self.boolean_from == other.boolean_from
     }
 }
 
@@ -89,7 +115,20 @@ impl WindowUDFImpl for PartitionWindow {
             self.value_args.0 + self.const_args.0,
             self.value_args.1 + self.const_args.1,
         )?;
-        coerce_all_to_f64(self.name, arg_types)
+        let split = self.boolean_from.min(arg_types.len());
+        let mut out = coerce_all_to_f64(self.name, &arg_types[..split])?;
+        for (i, t) in arg_types[split..].iter().enumerate() {
+            if *t == DataType::Boolean || crate::common::is_numeric_like(t) {
+                out.push(DataType::Float64);
+            } else {
+                return datafusion::common::plan_err!(
+                    "{}: argument {} must be a boolean, got {t}",
+                    self.name,
+                    split + i + 1
+                );
+            }
+        }
+        Ok(out)
     }
 
     fn partition_evaluator(

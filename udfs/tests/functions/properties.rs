@@ -64,7 +64,7 @@ const SCALAR_CALLS: [&str; 16] = [
     "market_regime(a)",
 ];
 
-const WINDOW_CALLS: [&str; 20] = [
+const WINDOW_CALLS: [&str; 23] = [
     "fwd_return(a, 3)",
     "past_return(a, 5, 2)",
     "past_return(a, 1)",
@@ -85,6 +85,9 @@ const WINDOW_CALLS: [&str; 20] = [
     "cs_winsorize(a, 0.1)",
     "fm_residual(a, b)",
     "fm_residual(a, b, c)",
+    "squeeze_score(a, b, c, a > 0, b > 0, c IS NULL)",
+    "crowded_score(a, b, c, a)",
+    "squeeze_risk_score(a, b, c, a, b)",
 ];
 
 const AGGREGATE_CALLS: [&str; 11] = [
