@@ -10,6 +10,7 @@ pub mod schema;
 pub mod session;
 pub mod strict_adapter;
 pub mod tables;
+pub mod views;
 
 pub use config::{Layout, LendfusionConfig, S3Settings};
 pub use error::{LendfusionError, Result};

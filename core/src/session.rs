@@ -71,6 +71,7 @@ pub async fn session_context(config: &LendfusionConfig) -> Result<SessionContext
     let ctx = SessionContext::new_with_state(state);
     if let Some(root) = &config.data {
         register_tables(&ctx, &stores, root, config).await?;
+        crate::views::register_views(&ctx).await?;
     }
     Ok(ctx)
 }

@@ -236,3 +236,45 @@ fn strings(column: &ArrayRef) -> Vec<String> {
     let a = utf8.as_string::<i32>();
     (0..a.len()).map(|i| a.value(i).to_string()).collect()
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn squeeze_inputs_and_scores_agree_with_python_reference() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = dir.path().join("panel");
+    generate_local(&options(&root, 30, "2020-01-01", "2020-12-31", 8)).await;
+    let ctx = local_session(&root).await;
+    let batches = sql(
+        &ctx,
+        "WITH s AS (
+           SELECT s.*, l.on_loan_value AS short_value, l.fee_bps,
+                  days_to_cover(l.on_loan_qty, AVG(m.volume) OVER w30) AS dtc,
+                  short_interest_float(l.on_loan_qty, m.float_shares) AS sif,
+                  l.fee_bps - LAG(l.fee_bps, 5) OVER w AS fee_change,
+                  short_cohort_pnl(l.on_loan_qty, m.close) OVER w AS pnl,
+                  m.close
+           FROM squeeze_inputs s
+           JOIN lending l ON l.date = s.date AND l.security_id = s.security_id
+           JOIN market m ON m.date = s.date AND m.security_id = s.security_id
+           WINDOW w AS (PARTITION BY s.security_id ORDER BY s.date),
+                  w30 AS (PARTITION BY s.security_id ORDER BY s.date ROWS BETWEEN 29 PRECEDING AND CURRENT ROW)
+         ), p AS (
+           SELECT *, pnl - LAG(pnl, 5) OVER w AS pnl5, pnl - LAG(pnl, 20) OVER w AS pnl20, pnl - LAG(pnl, 60) OVER w AS pnl60,
+                  crowded_score(short_value, fee_bps, dtc, sif) OVER (PARTITION BY date) AS crowded_score
+           FROM s WINDOW w AS (PARTITION BY security_id ORDER BY date)
+         )
+         SELECT *,
+           squeeze_score(otm, otm_max20, near_breakeven, news, earnings, abnormal_volume) OVER d AS squeeze_score,
+           squeeze_risk_score(crowded_score, fee_change, pnl5, pnl20, pnl60) OVER d AS squeeze_risk_score
+         FROM p WINDOW d AS (PARTITION BY date)",
+    )
+    .await;
+    let results = dir.path().join("squeeze.parquet");
+    write_parquet(&results, &batches);
+    let path = |p: &std::path::Path| p.to_str().expect("path").to_string();
+    let report = run_script(
+        "crosscheck_squeeze.py",
+        &["--panel", &path(&root), "--results", &path(&results)],
+    );
+    assert!(report.contains("squeeze outputs agree"), "{report}");
+    println!("{report}");
+}
