@@ -170,5 +170,109 @@ fn bench_windows(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, bench_scalars, bench_windows);
+/// Cross-sections of 5,000 rows, the size of a broad daily universe.
+fn bench_cross_sections(c: &mut Criterion) {
+    const SECTION: usize = 5_000;
+    let mut group = c.benchmark_group("cross_section");
+    group.throughput(Throughput::Elements(SECTION as u64));
+    let calls: [(&str, usize, Vec<i64>); 5] = [
+        ("cs_rank", 1, vec![]),
+        ("cs_zscore", 1, vec![]),
+        ("cs_bucket", 1, vec![10]),
+        ("cs_normal_rank", 1, vec![]),
+        ("fm_residual", 5, vec![]),
+    ];
+    for (name, value_args, constants) in calls {
+        let udf = find_window(name);
+        for nulls in NULL_SHARES {
+            let values: Vec<ArrayRef> = (0..value_args)
+                .map(|i| column(10 + i as u64, 1.0 + i as f64, 2.0, nulls).slice(0, SECTION))
+                .collect();
+            let mut exprs: Vec<Arc<dyn PhysicalExpr>> = (0..value_args)
+                .map(|i| Arc::new(Column::new(&format!("v{i}"), i)) as Arc<dyn PhysicalExpr>)
+                .collect();
+            exprs.extend(constants.iter().map(|k| {
+                Arc::new(Literal::new(ScalarValue::Float64(Some(*k as f64))))
+                    as Arc<dyn PhysicalExpr>
+            }));
+            let fields: Vec<FieldRef> = (0..exprs.len())
+                .map(|i| Arc::new(Field::new(format!("a{i}"), DataType::Float64, true)))
+                .collect();
+            group.bench_with_input(
+                BenchmarkId::new(name, format!("{}%nulls", nulls * 100.0)),
+                &values,
+                |bench, values| {
+                    bench.iter(|| {
+                        let args = PartitionEvaluatorArgs::new(&exprs, &fields, false, false);
+                        let mut evaluator =
+                            udf.partition_evaluator_factory(args).expect("evaluator");
+                        evaluator.evaluate_all(values, SECTION).expect("evaluate")
+                    })
+                },
+            );
+        }
+    }
+    group.finish();
+}
+
+/// `spearman_ic` over 40 dates of 5,000 rows through its GroupsAccumulator.
+fn bench_spearman_grouped(c: &mut Criterion) {
+    const SECTION: usize = 5_000;
+    const DATES: usize = 40;
+    let udaf = lendfusion_udfs::aggregate_functions()
+        .into_iter()
+        .find(|f| f.name() == "spearman_ic")
+        .expect("spearman_ic");
+    let schema = arrow::datatypes::Schema::new(vec![
+        Field::new("x", DataType::Float64, true),
+        Field::new("y", DataType::Float64, true),
+    ]);
+    let exprs: Vec<Arc<dyn PhysicalExpr>> =
+        vec![Arc::new(Column::new("x", 0)), Arc::new(Column::new("y", 1))];
+    let fields: Vec<FieldRef> = schema.fields().iter().cloned().collect();
+    let rows = SECTION * DATES;
+    let mut next = uniforms(21);
+    let x: ArrayRef = Arc::new((0..rows).map(|_| next()).collect::<Float64Array>());
+    let y: ArrayRef = Arc::new((0..rows).map(|_| next()).collect::<Float64Array>());
+    let groups: Vec<usize> = (0..rows).map(|i| i / SECTION).collect();
+    let mut group = c.benchmark_group("evaluation");
+    group.throughput(Throughput::Elements(rows as u64));
+    group.bench_function("spearman_ic/grouped", |bench| {
+        bench.iter(|| {
+            let return_field = Arc::new(Field::new("ic", DataType::Float64, true));
+            let args = datafusion::logical_expr::function::AccumulatorArgs {
+                return_field,
+                schema: &schema,
+                ignore_nulls: false,
+                order_bys: &[],
+                is_reversed: false,
+                name: "spearman_ic",
+                is_distinct: false,
+                exprs: &exprs,
+                expr_fields: &fields,
+            };
+            let mut acc = udaf
+                .create_groups_accumulator(args)
+                .expect("groups accumulator");
+            acc.update_batch(
+                &[x.slice(0, rows), y.slice(0, rows)],
+                &groups,
+                None,
+                rows.div_ceil(SECTION),
+            )
+            .expect("update");
+            acc.evaluate(datafusion::logical_expr::EmitTo::All)
+                .expect("evaluate")
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(
+    benches,
+    bench_scalars,
+    bench_windows,
+    bench_cross_sections,
+    bench_spearman_grouped
+);
 criterion_main!(benches);

@@ -101,7 +101,7 @@ async fn catalog_declares_spec_schemas() {
     }
     let batches = sql(
         &ctx,
-        "SELECT count(*) AS n FROM information_schema.tables WHERE table_schema = 'public'",
+        "SELECT count(*) AS n FROM information_schema.tables WHERE table_schema = 'public' AND table_type = 'BASE TABLE'",
     )
     .await;
     let n = batches[0]
@@ -109,6 +109,38 @@ async fn catalog_declares_spec_schemas() {
         .as_primitive::<arrow::datatypes::Int64Type>()
         .value(0);
     assert_eq!(n, 4);
+    // The built-in view, with SPEC's columns.
+    let view = ctx
+        .table_provider("squeeze_inputs")
+        .await
+        .expect("squeeze_inputs");
+    let columns: Vec<String> = view
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| f.name().clone())
+        .collect();
+    assert_eq!(
+        columns,
+        [
+            "date",
+            "security_id",
+            "otm",
+            "otm_max20",
+            "near_breakeven",
+            "news",
+            "earnings",
+            "abnormal_volume"
+        ]
+    );
+    for flag in ["news", "earnings", "abnormal_volume"] {
+        let field = view.schema().field_with_name(flag).expect("flag").clone();
+        assert_eq!(
+            field.data_type(),
+            &arrow::datatypes::DataType::Boolean,
+            "{flag}"
+        );
+    }
 }
 
 #[tokio::test]
