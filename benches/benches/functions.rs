@@ -70,6 +70,38 @@ fn find_window(name: &str) -> WindowUDF {
         .expect(name)
 }
 
+/// Time one window function on one partition: value columns plus constant arguments.
+fn bench_window(
+    group: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
+    udf: &WindowUDF,
+    name: &str,
+    nulls: f64,
+    values: &[ArrayRef],
+    constants: &[i64],
+    rows: usize,
+) {
+    let mut exprs: Vec<Arc<dyn PhysicalExpr>> = (0..values.len())
+        .map(|i| Arc::new(Column::new(&format!("v{i}"), i)) as Arc<dyn PhysicalExpr>)
+        .collect();
+    exprs.extend(constants.iter().map(|k| {
+        Arc::new(Literal::new(ScalarValue::Float64(Some(*k as f64)))) as Arc<dyn PhysicalExpr>
+    }));
+    let fields: Vec<FieldRef> = (0..exprs.len())
+        .map(|i| Arc::new(Field::new(format!("a{i}"), DataType::Float64, true)))
+        .collect();
+    group.bench_with_input(
+        BenchmarkId::new(name, format!("{}%nulls", nulls * 100.0)),
+        values,
+        |bench, values| {
+            bench.iter(|| {
+                let args = PartitionEvaluatorArgs::new(&exprs, &fields, false, false);
+                let mut evaluator = udf.partition_evaluator_factory(args).expect("evaluator");
+                evaluator.evaluate_all(values, rows).expect("evaluate")
+            })
+        },
+    );
+}
+
 fn bench_scalars(c: &mut Criterion) {
     let mut group = c.benchmark_group("lending");
     group.throughput(Throughput::Elements(ROWS as u64));
@@ -143,28 +175,7 @@ fn bench_windows(c: &mut Criterion) {
             .into_iter()
             .take(value_args)
             .collect();
-            let mut exprs: Vec<Arc<dyn PhysicalExpr>> = (0..value_args)
-                .map(|i| Arc::new(Column::new(&format!("v{i}"), i)) as Arc<dyn PhysicalExpr>)
-                .collect();
-            exprs.extend(constants.iter().map(|k| {
-                Arc::new(Literal::new(ScalarValue::Float64(Some(*k as f64))))
-                    as Arc<dyn PhysicalExpr>
-            }));
-            let fields: Vec<FieldRef> = (0..exprs.len())
-                .map(|i| Arc::new(Field::new(format!("a{i}"), DataType::Float64, true)))
-                .collect();
-            group.bench_with_input(
-                BenchmarkId::new(name, format!("{}%nulls", nulls * 100.0)),
-                &values,
-                |bench, values| {
-                    bench.iter(|| {
-                        let args = PartitionEvaluatorArgs::new(&exprs, &fields, false, false);
-                        let mut evaluator =
-                            udf.partition_evaluator_factory(args).expect("evaluator");
-                        evaluator.evaluate_all(values, ROWS).expect("evaluate")
-                    })
-                },
-            );
+            bench_window(&mut group, &udf, name, nulls, &values, &constants, ROWS);
         }
     }
     group.finish();
@@ -188,28 +199,7 @@ fn bench_cross_sections(c: &mut Criterion) {
             let values: Vec<ArrayRef> = (0..value_args)
                 .map(|i| column(10 + i as u64, 1.0 + i as f64, 2.0, nulls).slice(0, SECTION))
                 .collect();
-            let mut exprs: Vec<Arc<dyn PhysicalExpr>> = (0..value_args)
-                .map(|i| Arc::new(Column::new(&format!("v{i}"), i)) as Arc<dyn PhysicalExpr>)
-                .collect();
-            exprs.extend(constants.iter().map(|k| {
-                Arc::new(Literal::new(ScalarValue::Float64(Some(*k as f64))))
-                    as Arc<dyn PhysicalExpr>
-            }));
-            let fields: Vec<FieldRef> = (0..exprs.len())
-                .map(|i| Arc::new(Field::new(format!("a{i}"), DataType::Float64, true)))
-                .collect();
-            group.bench_with_input(
-                BenchmarkId::new(name, format!("{}%nulls", nulls * 100.0)),
-                &values,
-                |bench, values| {
-                    bench.iter(|| {
-                        let args = PartitionEvaluatorArgs::new(&exprs, &fields, false, false);
-                        let mut evaluator =
-                            udf.partition_evaluator_factory(args).expect("evaluator");
-                        evaluator.evaluate_all(values, SECTION).expect("evaluate")
-                    })
-                },
-            );
+            bench_window(&mut group, &udf, name, nulls, &values, &constants, SECTION);
         }
     }
     group.finish();

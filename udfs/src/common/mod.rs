@@ -21,6 +21,27 @@ use datafusion::logical_expr::{DocSection, Documentation};
 use datafusion::physical_expr::PhysicalExpr;
 use datafusion::physical_expr::expressions::Literal;
 
+/// Equality and hashing by SQL name for function structs that hold function pointers (names
+/// are unique; comparing function pointers is meaningless).
+macro_rules! identity_by_name {
+    ($t:ty) => {
+        impl PartialEq for $t {
+            fn eq(&self, other: &Self) -> bool {
+                self.name == other.name
+            }
+        }
+
+        impl Eq for $t {}
+
+        impl std::hash::Hash for $t {
+            fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+                self.name.hash(state);
+            }
+        }
+    };
+}
+pub(crate) use identity_by_name;
+
 /// SPEC's "valid": not NULL, not NaN, not infinite (NULL is checked by the caller).
 #[inline]
 pub fn finite(x: f64) -> bool {

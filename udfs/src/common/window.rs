@@ -40,7 +40,7 @@ pub struct PartitionWindow {
     boolean_from: usize,
 }
 
-/// Describe and build a time-series window function.
+/// Describe and build a window function.
 pub fn partition_window(
     name: &'static str,
     doc: Documentation,
@@ -49,19 +49,16 @@ pub fn partition_window(
     return_type: DataType,
     factory: KernelFactory,
 ) -> WindowUDF {
-    WindowUDF::new_from_impl(PartitionWindow {
-        name,
-        signature: Signature::user_defined(Volatility::Immutable),
-        doc,
+    let shape = Shape {
         value_args,
         const_args,
-        return_type,
-        factory,
         boolean_from: usize::MAX,
-    })
+    };
+    WindowUDF::new_from_impl(PartitionWindow::new(name, doc, shape, return_type, factory))
 }
 
-/// [`partition_window`] whose arguments from `boolean_from` on may be Boolean flags.
+/// [`partition_window`] without constants, whose arguments from `boolean_from` on may be
+/// Boolean flags.
 pub fn partition_window_with_flags(
     name: &'static str,
     doc: Documentation,
@@ -70,34 +67,43 @@ pub fn partition_window_with_flags(
     factory: KernelFactory,
     boolean_from: usize,
 ) -> WindowUDF {
-    WindowUDF::new_from_impl(PartitionWindow {
-        name,
-        signature: Signature::user_defined(Volatility::Immutable),
-        doc,
+    let shape = Shape {
         value_args,
         const_args: (0, 0),
-        return_type,
-        factory,
         boolean_from,
-    })
+    };
+    WindowUDF::new_from_impl(PartitionWindow::new(name, doc, shape, return_type, factory))
 }
 
-impl PartialEq for PartitionWindow {
-    fn eq(&self, other: &Self) -> bool {
-        self.name == other.name
-            && self.signature == other.signature
-            && self.boolean_from == other.boolean_from
+/// How a window function's arguments are laid out.
+struct Shape {
+    value_args: (usize, usize),
+    const_args: (usize, usize),
+    boolean_from: usize,
+}
+
+impl PartitionWindow {
+    fn new(
+        name: &'static str,
+        doc: Documentation,
+        shape: Shape,
+        return_type: DataType,
+        factory: KernelFactory,
+    ) -> Self {
+        Self {
+            name,
+            signature: Signature::user_defined(Volatility::Immutable),
+            doc,
+            value_args: shape.value_args,
+            const_args: shape.const_args,
+            return_type,
+            factory,
+            boolean_from: shape.boolean_from,
+        }
     }
 }
 
-impl Eq for PartitionWindow {}
-
-impl std::hash::Hash for PartitionWindow {
-    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
-        self.name.hash(state);
-        self.signature.hash(state);
-    }
-}
+crate::common::identity_by_name!(PartitionWindow);
 
 impl WindowUDFImpl for PartitionWindow {
     fn name(&self) -> &str {

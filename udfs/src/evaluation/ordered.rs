@@ -34,19 +34,7 @@ pub struct OrderedAggregate {
     finish: OrderedFinish,
 }
 
-impl PartialEq for OrderedAggregate {
-    fn eq(&self, other: &Self) -> bool {
-        self.name == other.name
-    }
-}
-
-impl Eq for OrderedAggregate {}
-
-impl std::hash::Hash for OrderedAggregate {
-    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
-        self.name.hash(state);
-    }
-}
+crate::common::identity_by_name!(OrderedAggregate);
 
 /// Build an order-sensitive aggregate; `constant_name` names an optional integer argument.
 pub fn ordered_aggregate(

@@ -146,19 +146,7 @@ pub struct SeriesAggregate {
     finish: Finish,
 }
 
-impl PartialEq for SeriesAggregate {
-    fn eq(&self, other: &Self) -> bool {
-        self.name == other.name
-    }
-}
-
-impl Eq for SeriesAggregate {}
-
-impl std::hash::Hash for SeriesAggregate {
-    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
-        self.name.hash(state);
-    }
-}
+crate::common::identity_by_name!(SeriesAggregate);
 
 /// Build a return-series aggregate.
 pub fn series_aggregate(
