@@ -13,24 +13,29 @@ echo
 echo "== tables =="
 "$bin" sql --data "$data" "SHOW TABLES"
 echo
-echo "== utilization deciles vs 21-day forward return, all securities, 2019 (planted: high utilization, low returns) =="
+echo "== utilization deciles vs 21-day forward return, 2019 (planted: high utilization, low returns) =="
 "$bin" sql --data "$data" "
 WITH panel AS (
-  SELECT l.date, l.security_id, l.on_loan_qty / l.lendable_qty AS utilization, m.total_return
+  SELECT l.date, l.security_id,
+         utilization(l.on_loan_qty, l.lendable_qty) AS util,
+         fwd_return(m.total_return, 21) OVER (PARTITION BY l.security_id ORDER BY l.date) AS fwd21
   FROM lending l JOIN market m ON l.date = m.date AND l.security_id = m.security_id
-), fwd AS (
-  SELECT date, security_id, utilization,
-         exp(sum(ln(1 + total_return)) OVER (PARTITION BY security_id ORDER BY date
-             ROWS BETWEEN 1 FOLLOWING AND 21 FOLLOWING)) - 1 AS fwd21,
-         count(*) OVER (PARTITION BY security_id ORDER BY date
-             ROWS BETWEEN 1 FOLLOWING AND 21 FOLLOWING) AS ahead
-  FROM panel
 ), buckets AS (
-  SELECT date, ntile(10) OVER (PARTITION BY date ORDER BY utilization) AS decile, fwd21
-  FROM fwd WHERE ahead = 21 AND date BETWEEN '2019-01-01' AND '2019-12-31'
+  SELECT date, util, fwd21, cs_bucket(util, 10) OVER (PARTITION BY date) AS decile
+  FROM panel WHERE date BETWEEN '2019-01-01' AND '2019-12-31'
 )
 SELECT decile, count(*) AS observations, round(avg(fwd21) * 100, 3) AS mean_fwd21_pct
-FROM buckets GROUP BY decile ORDER BY decile"
+FROM buckets WHERE fwd21 IS NOT NULL GROUP BY decile ORDER BY decile"
+echo
+echo "== daily rank IC of utilization: mean, Newey-West t-stat =="
+"$bin" sql --data "$data" "
+WITH panel AS (
+  SELECT l.date, utilization(l.on_loan_qty, l.lendable_qty) AS util,
+         fwd_return(m.total_return, 21) OVER (PARTITION BY l.security_id ORDER BY l.date) AS fwd21
+  FROM lending l JOIN market m ON l.date = m.date AND l.security_id = m.security_id
+), ic AS (SELECT date, spearman_ic(util, fwd21) AS ic FROM panel GROUP BY date)
+SELECT count(ic) AS dates, round(avg(ic), 4) AS mean_ic, round(nw_tstat(ic ORDER BY date), 2) AS nw_t
+FROM ic"
 echo
 echo "Data is in $data (planted truth in $data/_truth.json). Try:"
 echo "  $bin sql --data $data"
