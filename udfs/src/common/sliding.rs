@@ -1,8 +1,9 @@
 //! Sliding-window statistics in O(1) amortised per row, accurate to a few ulps.
 //!
-//! Sums are taken of values shifted by a reference `k` (the window mean at the last rebuild)
-//! and compensated (Neumaier), so adding and removing values does not accumulate the
-//! cancellation error of naive sliding sums. Callers rebuild from the window every `w` rows.
+//! Sums are taken of values shifted by a reference `k` (the window mean at the last rebuild), so
+//! adding and removing values does not suffer the cancellation of naive sliding sums of raw
+//! values; callers rebuild from the window every `w` rows, which bounds the accumulated rounding
+//! to about `2w` ulps of the shifted second moment.
 //! Whether all values in a window are equal is decided exactly by a sliding min/max, never by
 //! a variance that rounding left slightly above zero.
 
@@ -40,8 +41,8 @@ impl NeumaierSum {
 pub struct Moments {
     k: f64,
     n: usize,
-    s1: NeumaierSum,
-    s2: NeumaierSum,
+    s1: f64,
+    s2: f64,
 }
 
 impl Moments {
@@ -58,8 +59,8 @@ impl Moments {
     pub fn add(&mut self, x: f64) {
         let d = x - self.k;
         self.n += 1;
-        self.s1.add(d);
-        self.s2.add(d * d);
+        self.s1 += d;
+        self.s2 += d * d;
     }
 
     /// Remove a value that was added.
@@ -67,8 +68,8 @@ impl Moments {
     pub fn remove(&mut self, x: f64) {
         let d = x - self.k;
         self.n -= 1;
-        self.s1.add(-d);
-        self.s2.add(-(d * d));
+        self.s1 -= d;
+        self.s2 -= d * d;
     }
 
     /// Values in the window.
@@ -78,7 +79,7 @@ impl Moments {
 
     /// Mean (NaN when empty).
     pub fn mean(&self) -> f64 {
-        self.k + self.s1.value() / self.n as f64
+        self.k + self.s1 / self.n as f64
     }
 
     /// Sample variance (n - 1 denominator), clamped at 0; NaN when n < 2.
@@ -87,8 +88,7 @@ impl Moments {
             return f64::NAN;
         }
         let n = self.n as f64;
-        let s1 = self.s1.value();
-        ((self.s2.value() - s1 * s1 / n) / (n - 1.0)).max(0.0)
+        ((self.s2 - self.s1 * self.s1 / n) / (n - 1.0)).max(0.0)
     }
 }
 
@@ -98,10 +98,10 @@ pub struct CoMoments {
     kx: f64,
     ky: f64,
     n: usize,
-    sx: NeumaierSum,
-    sy: NeumaierSum,
-    sxx: NeumaierSum,
-    sxy: NeumaierSum,
+    sx: f64,
+    sy: f64,
+    sxx: f64,
+    sxy: f64,
 }
 
 impl CoMoments {
@@ -124,10 +124,10 @@ impl CoMoments {
         } else {
             self.n -= 1;
         }
-        self.sx.add(sign * dx);
-        self.sy.add(sign * dy);
-        self.sxx.add(sign * dx * dx);
-        self.sxy.add(sign * dx * dy);
+        self.sx += sign * dx;
+        self.sy += sign * dy;
+        self.sxx += sign * dx * dx;
+        self.sxy += sign * dx * dy;
     }
 
     /// Pairs in the window.
@@ -138,9 +138,8 @@ impl CoMoments {
     /// Slope of y on x: `Sxy / Sxx` (NaN when Sxx is 0).
     pub fn slope(&self) -> f64 {
         let n = self.n as f64;
-        let sx = self.sx.value();
-        let sxx = self.sxx.value() - sx * sx / n;
-        let sxy = self.sxy.value() - sx * self.sy.value() / n;
+        let sxx = self.sxx - self.sx * self.sx / n;
+        let sxy = self.sxy - self.sx * self.sy / n;
         if sxx <= 0.0 { f64::NAN } else { sxy / sxx }
     }
 }
