@@ -130,8 +130,12 @@ impl PriceTree {
     /// Quantity at the prices for which `pred` holds, where `pred` is true for every price
     /// below some point and false above it.
     pub fn quantity_while(&self, pred: impl Fn(f64) -> bool) -> f64 {
+        self.quantity_while_from(self.root, &pred)
+    }
+
+    fn quantity_while_from(&self, start: u32, pred: &impl Fn(f64) -> bool) -> f64 {
         let mut sum = 0.0;
-        let mut i = self.root;
+        let mut i = start;
         while i != NIL {
             let n = &self.nodes[i as usize];
             if pred(n.key) {
@@ -142,6 +146,30 @@ impl PriceTree {
             }
         }
         sum
+    }
+
+    /// Quantity at the prices where `up_to` holds and `below` does not, both monotone like
+    /// [`PriceTree::quantity_while`]'s predicate and `below` implying `up_to`: one shared descent
+    /// to where the range splits, then one descent on each side.
+    pub fn quantity_between(
+        &self,
+        below: impl Fn(f64) -> bool,
+        up_to: impl Fn(f64) -> bool,
+    ) -> f64 {
+        let mut i = self.root;
+        while i != NIL {
+            let n = &self.nodes[i as usize];
+            if !up_to(n.key) {
+                i = n.left;
+            } else if below(n.key) {
+                i = n.right;
+            } else {
+                let right = self.quantity_while_from(n.right, &up_to);
+                let left = self.sums(n.left).0 - self.quantity_while_from(n.left, &below);
+                return left + n.q + right;
+            }
+        }
+        0.0
     }
 
     /// Multiply every quantity by `factor`.
@@ -192,6 +220,9 @@ mod tests {
         assert_eq!(t.quantity_while(|p| p < 10.0), 18.0);
         assert_eq!(t.quantity_while(|p| p <= 10.0), 27.0);
         assert_eq!(t.quantity_while(|_| false), 0.0);
+        assert_eq!(t.quantity_between(|p| p < 7.5, |p| p <= 10.0), 25.0);
+        assert_eq!(t.quantity_between(|p| p < 6.0, |p| p < 7.0), 0.0);
+        assert_eq!(t.quantity_between(|_| false, |_| true), 31.0);
         t.scale(0.5);
         assert_eq!(t.totals().0, 15.5);
         let qp = 2.0 / 5.0 + 16.0 / 7.5 + 9.0 / 10.0 + 4.0 / 20.0;

@@ -67,9 +67,10 @@ impl Cohorts {
             return None;
         }
         let rel = |p: f64| (p - price) / p;
-        let up_to_high = self.tree.quantity_while(|p| rel(p) <= band);
-        let below_low = self.tree.quantity_while(|p| rel(p) < -band);
-        Some(((up_to_high - below_low) / total).max(0.0))
+        let within = self
+            .tree
+            .quantity_between(|p| rel(p) < -band, |p| rel(p) <= band);
+        Some((within / total).max(0.0))
     }
 }
 
