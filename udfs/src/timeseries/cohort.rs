@@ -66,10 +66,29 @@ impl Cohorts {
         if total <= 0.0 {
             return None;
         }
+        // The SPEC predicate abs((p - price) / p) <= band holds for p in
+        // [price / (1 + band), price / (1 - band)]; far from those bounds a comparison decides,
+        // near them (within 1e-9 relative) the exact SPEC formula does.
         let rel = |p: f64| (p - price) / p;
-        let within = self
-            .tree
-            .quantity_between(|p| rel(p) < -band, |p| rel(p) <= band);
+        let decide = |p: f64, bound: f64, exact: &dyn Fn(f64) -> bool| {
+            if p < bound * (1.0 - 1e-9) {
+                true
+            } else if p > bound * (1.0 + 1e-9) {
+                false
+            } else {
+                exact(p)
+            }
+        };
+        let upper = if band < 1.0 {
+            price / (1.0 - band)
+        } else {
+            f64::INFINITY
+        };
+        let lower = price / (1.0 + band);
+        let within = self.tree.quantity_between(
+            |p| decide(p, lower, &|p| rel(p) < -band),
+            |p| decide(p, upper, &|p| rel(p) <= band),
+        );
         Some((within / total).max(0.0))
     }
 }
