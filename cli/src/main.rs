@@ -1,5 +1,6 @@
 //! `lendfusion`: one binary for every role.
 
+mod cluster;
 mod generate;
 mod output;
 mod sql;
@@ -27,23 +28,37 @@ enum Command {
     Generate(generate::GenerateArgs),
     /// Run one SQL statement, or an interactive shell without one.
     Sql(sql::SqlArgs),
+    /// The coordinator role: plans queries and schedules them on the workers.
+    Coordinator(cluster::CoordinatorArgs),
+    /// The worker role: registers with a coordinator and runs its tasks.
+    Worker(cluster::WorkerArgs),
 }
 
-fn init_logging() {
+fn init_logging(server: bool) {
     use tracing_subscriber::EnvFilter;
+    // Server roles say what they are doing; one-shot commands only warn.
+    let default = if server {
+        "warn,lendfusion=info,lendfusion_coordinator=info,lendfusion_worker=info"
+    } else {
+        "warn"
+    };
     let filter = EnvFilter::try_from_env("LENDFUSION_LOG")
         .or_else(|_| EnvFilter::try_from_default_env())
-        .unwrap_or_else(|_| EnvFilter::new("warn"));
+        .unwrap_or_else(|_| EnvFilter::new(default));
     // Logs go to stderr: stdout carries results only.
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging();
+    init_logging(matches!(
+        cli.command,
+        Command::Coordinator(_) | Command::Worker(_)
+    ));
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -59,6 +74,8 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Generate(args) => generate::run(args, config).await,
             Command::Sql(args) => sql::run(args, config).await,
+            Command::Coordinator(args) => cluster::run_coordinator(args, config).await,
+            Command::Worker(args) => cluster::run_worker(args, config).await,
         }
     });
     match result {

@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use clap::Args;
 use datafusion::execution::context::SessionContext;
+use lendfusion_core::cluster::{cluster_client_context, scheduler_url};
 use lendfusion_core::diagnose::explain_error;
 use lendfusion_core::query::stream_sql;
 use lendfusion_core::{LendfusionConfig, session_context};
@@ -19,6 +20,10 @@ pub struct SqlArgs {
     /// (default: `data` from the config or LENDFUSION_DATA).
     #[arg(long)]
     data: Option<String>,
+    /// Run on a cluster: the coordinator's scheduler address (grpc://HOST:PORT). The query is
+    /// planned here against --data, so this machine needs access to the dataset too.
+    #[arg(long)]
+    coordinator: Option<String>,
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Table)]
     format: Format,
@@ -30,7 +35,16 @@ pub async fn run(args: SqlArgs, mut config: LendfusionConfig) -> CliResult {
     if let Some(data) = args.data {
         config.data = Some(data);
     }
-    let ctx = session_context(&config).await?;
+    let ctx = match &args.coordinator {
+        Some(address) => {
+            config.data_root().map_err(|_| {
+                "with --coordinator, also pass --data URL (or LENDFUSION_DATA): the client plans \
+                 the query against the dataset the coordinator serves"
+            })?;
+            cluster_client_context(&config, &scheduler_url(address)?).await?
+        }
+        None => session_context(&config).await?,
+    };
     match args.statement {
         Some(statement) => {
             run_statement(&ctx, &statement, args.format).await?;

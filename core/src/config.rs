@@ -96,6 +96,115 @@ impl Default for ExecutionSettings {
     }
 }
 
+/// Cluster settings: the coordinator's scheduler and the workers' executors.
+///
+/// Defaults suit production (a lost worker is noticed within a minute, a cluster with no
+/// workers fails its queries after a minute); tests shorten every interval.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ClusterSettings {
+    /// Address workers use to reach the coordinator's scheduler port, and clients the
+    /// coordinator, when it is not given on the command line (`host:port`).
+    pub coordinator: Option<String>,
+    /// Host name or address the coordinator and workers bind to.
+    pub bind_host: String,
+    /// Host name or address other nodes use to reach this one (default: `bind_host`, or
+    /// `localhost` when binding to every interface).
+    pub external_host: Option<String>,
+    /// Client-facing port of the coordinator (Flight SQL).
+    pub port: u16,
+    /// The coordinator's internal scheduler port, used by workers.
+    pub scheduler_port: u16,
+    /// A worker's data port (Arrow Flight: shuffle and result partitions); 0 picks a free port.
+    pub worker_port: u16,
+    /// A worker's task port (the scheduler pushes tasks to it); 0 picks a free port.
+    pub worker_task_port: u16,
+    /// Task slots per worker (0 = one per core).
+    pub worker_slots: usize,
+    /// Memory a worker's queries may use, in MiB (0 = 70 % of the machine's memory). Operators
+    /// that can spill (sorts, aggregations, joins) spill to disk beyond it; others fail with a
+    /// resources-exhausted error instead of the process being killed.
+    pub worker_memory_mb: u64,
+    /// Folder for a worker's shuffle files and spills (default: a temporary folder).
+    pub work_dir: Option<String>,
+    /// How often a worker tells the coordinator it is alive.
+    pub heartbeat_interval_seconds: u64,
+    /// A worker silent for this long is declared lost: its running tasks and the shuffle
+    /// outputs it held are recomputed on the others.
+    pub worker_timeout_seconds: u64,
+    /// How often the coordinator looks for lost workers.
+    pub worker_check_interval_seconds: u64,
+    /// With no worker left, running queries fail after this long unless one (re)joins.
+    pub no_workers_grace_seconds: u64,
+    /// Attempts of one task before its query fails.
+    pub task_max_failures: usize,
+    /// Attempts of one stage (after lost shuffle data) before its query fails.
+    pub stage_max_failures: usize,
+    /// Seconds after a query finishes before its shuffle files are deleted on the workers.
+    pub finished_job_cleanup_seconds: u64,
+    /// Live workers the coordinator needs before it reports ready (`/readyz`).
+    pub min_workers: usize,
+}
+
+impl Default for ClusterSettings {
+    fn default() -> Self {
+        Self {
+            coordinator: None,
+            bind_host: "127.0.0.1".into(),
+            external_host: None,
+            port: 50050,
+            scheduler_port: 50051,
+            worker_port: 0,
+            worker_task_port: 0,
+            worker_slots: 0,
+            worker_memory_mb: 0,
+            work_dir: None,
+            heartbeat_interval_seconds: 15,
+            worker_timeout_seconds: 60,
+            worker_check_interval_seconds: 5,
+            no_workers_grace_seconds: 60,
+            task_max_failures: 4,
+            stage_max_failures: 4,
+            finished_job_cleanup_seconds: 300,
+            min_workers: 1,
+        }
+    }
+}
+
+impl ClusterSettings {
+    /// The host other nodes use to reach this one.
+    pub fn advertised_host(&self) -> String {
+        match &self.external_host {
+            Some(host) if !host.trim().is_empty() => host.trim().to_string(),
+            _ if self.bind_host == "0.0.0.0" || self.bind_host == "::" => "localhost".into(),
+            _ => self.bind_host.clone(),
+        }
+    }
+
+    /// Intervals that contradict each other, as an error a person can act on.
+    pub fn validate(&self) -> Result<()> {
+        if self.heartbeat_interval_seconds == 0 {
+            return Err(LendfusionError::Config(
+                "cluster.heartbeat_interval_seconds must be at least 1".into(),
+            ));
+        }
+        if self.worker_timeout_seconds <= self.heartbeat_interval_seconds {
+            return Err(LendfusionError::Config(format!(
+                "cluster.worker_timeout_seconds ({}) must exceed cluster.heartbeat_interval_seconds ({}), \
+                 or live workers are declared lost between heartbeats",
+                self.worker_timeout_seconds, self.heartbeat_interval_seconds
+            )));
+        }
+        if self.worker_check_interval_seconds == 0 || self.task_max_failures == 0 {
+            return Err(LendfusionError::Config(
+                "cluster.worker_check_interval_seconds and cluster.task_max_failures must be at least 1"
+                    .into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
 /// The whole lendfusion configuration.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -108,10 +217,12 @@ pub struct LendfusionConfig {
     pub s3: S3Settings,
     /// Execution settings.
     pub execution: ExecutionSettings,
+    /// Cluster settings (coordinator and workers).
+    pub cluster: ClusterSettings,
 }
 
 /// Top-level keys of [`LendfusionConfig`]: the `LENDFUSION_*` variables that configure.
-pub const TOP_LEVEL_KEYS: [&str; 4] = ["data", "layout", "s3", "execution"];
+pub const TOP_LEVEL_KEYS: [&str; 5] = ["data", "layout", "s3", "execution", "cluster"];
 
 /// AWS SDK environment variables and the `s3.*` key each one sets, in priority order
 /// (a variable earlier in the list wins over a later one for the same key).

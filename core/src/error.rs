@@ -25,6 +25,9 @@ pub enum LendfusionError {
     /// A table that does not exist under the dataset root.
     #[error("table not found: {0}")]
     TableNotFound(String),
+    /// A cluster role could not start or lost its peers.
+    #[error("cluster error: {0}")]
+    Cluster(String),
     /// An error from the query engine.
     #[error(transparent)]
     DataFusion(#[from] DataFusionError),

@@ -1,6 +1,8 @@
 //! lendfusion core: configuration, object stores, the table catalog and the one session-state
 //! recipe that every role (embedded SQL, coordinator, worker, demo, tests) uses.
 
+pub mod cluster;
+pub mod codec;
 pub mod config;
 pub mod diagnose;
 pub mod error;
@@ -14,4 +16,4 @@ pub mod views;
 
 pub use config::{Layout, LendfusionConfig, S3Settings};
 pub use error::{LendfusionError, Result};
-pub use session::{session_config, session_context, session_state};
+pub use session::{session_config, session_context, session_context_with, session_state};

@@ -58,12 +58,20 @@ pub async fn session_state(config: &LendfusionConfig) -> Result<SessionState> {
 
 /// [`session_state`] wrapped in a context, for callers that run SQL directly.
 pub async fn session_context(config: &LendfusionConfig) -> Result<SessionContext> {
+    session_context_with(config, session_config(config)).await
+}
+
+/// The recipe with a given DataFusion config (the cluster roles add Ballista's settings).
+pub async fn session_context_with(
+    config: &LendfusionConfig,
+    session_config: SessionConfig,
+) -> Result<SessionContext> {
     let stores = Arc::new(LendfusionObjectStores::new(config.s3.clone()));
     let runtime = RuntimeEnvBuilder::new()
         .with_object_store_registry(stores.clone())
         .build_arc()?;
     let mut state = SessionStateBuilder::new()
-        .with_config(session_config(config))
+        .with_config(session_config)
         .with_runtime_env(runtime)
         .with_default_features()
         .build();

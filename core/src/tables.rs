@@ -37,6 +37,7 @@ pub struct DatedTable {
     schema: SchemaRef,
     layout: Layout,
     date_column: &'static str,
+    root: Url,
     location: Url,
 }
 
@@ -66,6 +67,7 @@ impl DatedTable {
             schema: table_schema,
             layout,
             date_column: schema::date_column(name),
+            root: root.clone(),
             location,
         })
     }
@@ -73,6 +75,16 @@ impl DatedTable {
     /// Table name.
     pub fn name(&self) -> &str {
         &self.name
+    }
+
+    /// The dataset root the table lives under.
+    pub fn root(&self) -> &Url {
+        &self.root
+    }
+
+    /// File layout below the table folder.
+    pub fn layout(&self) -> Layout {
+        self.layout
     }
 
     /// URL of the table folder.

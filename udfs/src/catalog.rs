@@ -81,7 +81,8 @@ pub fn function_infos() -> Vec<FunctionInfo> {
     out
 }
 
-fn schema() -> SchemaRef {
+/// Columns of `lendfusion_functions()`.
+pub fn schema() -> SchemaRef {
     Arc::new(Schema::new(
         [
             "name",
@@ -106,24 +107,29 @@ impl TableFunctionImpl for LendfusionFunctions {
         if !args.exprs().is_empty() {
             return plan_err!("lendfusion_functions() takes no arguments");
         }
-        let infos = function_infos();
-        let column = |f: fn(&FunctionInfo) -> &str| -> ArrayRef {
-            Arc::new(StringArray::from_iter_values(infos.iter().map(f)))
-        };
-        let batch = RecordBatch::try_new(
-            schema(),
-            vec![
-                column(|i| &i.name),
-                column(|i| i.kind),
-                column(|i| &i.family),
-                column(|i| &i.signature),
-                column(|i| &i.description),
-                column(|i| &i.arguments),
-                column(|i| &i.example),
-            ],
-        )?;
-        Ok(Arc::new(MemTable::try_new(schema(), vec![vec![batch]])?))
+        functions_table()
     }
+}
+
+/// The table `lendfusion_functions()` returns (also how a distributed plan rebuilds it).
+pub fn functions_table() -> Result<Arc<dyn TableProvider>> {
+    let infos = function_infos();
+    let column = |f: fn(&FunctionInfo) -> &str| -> ArrayRef {
+        Arc::new(StringArray::from_iter_values(infos.iter().map(f)))
+    };
+    let batch = RecordBatch::try_new(
+        schema(),
+        vec![
+            column(|i| &i.name),
+            column(|i| i.kind),
+            column(|i| &i.family),
+            column(|i| &i.signature),
+            column(|i| &i.description),
+            column(|i| &i.arguments),
+            column(|i| &i.example),
+        ],
+    )?;
+    Ok(Arc::new(MemTable::try_new(schema(), vec![vec![batch]])?))
 }
 
 /// The functions reference (`docs/functions.md`), generated from the registrations.

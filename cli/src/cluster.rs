@@ -1,0 +1,138 @@
+//! `lendfusion coordinator` and `lendfusion worker`: the two cluster roles as processes.
+
+use std::process::ExitCode;
+
+use clap::Args;
+use lendfusion_coordinator::Coordinator;
+use lendfusion_core::LendfusionConfig;
+use lendfusion_worker::Worker;
+
+use crate::CliResult;
+
+/// Options of `lendfusion coordinator`.
+#[derive(Debug, Args)]
+pub struct CoordinatorArgs {
+    /// Dataset root the cluster serves: a path, file:///path or s3://bucket/prefix
+    /// (default: `data` from the config or LENDFUSION_DATA).
+    #[arg(long)]
+    data: Option<String>,
+    /// Client port (Arrow Flight SQL; served once the Flight front door lands).
+    #[arg(long)]
+    port: Option<u16>,
+    /// Internal scheduler port that workers (and, for now, `sql --coordinator`) connect to.
+    #[arg(long)]
+    scheduler_port: Option<u16>,
+    /// Address to bind (default 127.0.0.1; 0.0.0.0 for every interface).
+    #[arg(long)]
+    bind_host: Option<String>,
+    /// Host name other nodes use to reach this one.
+    #[arg(long)]
+    external_host: Option<String>,
+}
+
+/// Options of `lendfusion worker`.
+#[derive(Debug, Args)]
+pub struct WorkerArgs {
+    /// The coordinator's scheduler address, HOST:PORT (default: `cluster.coordinator`).
+    #[arg(long, env = "LENDFUSION_COORDINATOR")]
+    coordinator: Option<String>,
+    /// Data port serving shuffle and result partitions (0 = a free port).
+    #[arg(long)]
+    port: Option<u16>,
+    /// Port the coordinator pushes tasks to (0 = a free port).
+    #[arg(long)]
+    task_port: Option<u16>,
+    /// Task slots (0 = one per core).
+    #[arg(long)]
+    slots: Option<usize>,
+    /// Memory limit for queries in MiB (0 = 70 % of the machine); beyond it operators spill or
+    /// the query fails with a resources-exhausted error.
+    #[arg(long)]
+    memory_mb: Option<u64>,
+    /// Folder for shuffle files and spills (default: a temporary folder).
+    #[arg(long)]
+    work_dir: Option<String>,
+    /// Address to bind (default 127.0.0.1; 0.0.0.0 for every interface).
+    #[arg(long)]
+    bind_host: Option<String>,
+    /// Host name other nodes use to reach this one.
+    #[arg(long)]
+    external_host: Option<String>,
+}
+
+fn set<T>(target: &mut T, value: Option<T>) {
+    if let Some(value) = value {
+        *target = value;
+    }
+}
+
+pub async fn run_coordinator(args: CoordinatorArgs, mut config: LendfusionConfig) -> CliResult {
+    set(&mut config.data, args.data.map(Some));
+    let cluster = &mut config.cluster;
+    set(&mut cluster.port, args.port);
+    set(&mut cluster.scheduler_port, args.scheduler_port);
+    set(&mut cluster.bind_host, args.bind_host);
+    set(&mut cluster.external_host, args.external_host.map(Some));
+    config.data_root()?;
+    let host = config.cluster.bind_host.clone();
+    let coordinator = Coordinator::bind(&config, &host, config.cluster.scheduler_port).await?;
+    let _watch = coordinator.log_worker_changes();
+    eprintln!(
+        "lendfusion coordinator: data {} — workers connect to {}:{}",
+        config.data.as_deref().unwrap_or_default(),
+        config.cluster.advertised_host(),
+        coordinator.address().port()
+    );
+    tokio::select! {
+        served = coordinator.serve() => served?,
+        _ = shutdown_signal() => eprintln!("lendfusion coordinator: stopping"),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn run_worker(args: WorkerArgs, mut config: LendfusionConfig) -> CliResult {
+    let cluster = &mut config.cluster;
+    set(&mut cluster.coordinator, args.coordinator.map(Some));
+    set(&mut cluster.worker_port, args.port);
+    set(&mut cluster.worker_task_port, args.task_port);
+    set(&mut cluster.worker_slots, args.slots);
+    set(&mut cluster.worker_memory_mb, args.memory_mb);
+    set(&mut cluster.work_dir, args.work_dir.map(Some));
+    set(&mut cluster.bind_host, args.bind_host);
+    set(&mut cluster.external_host, args.external_host.map(Some));
+    let coordinator = config.cluster.coordinator.clone().ok_or(
+        "no coordinator: pass --coordinator HOST:PORT (the coordinator's scheduler port) or set LENDFUSION_COORDINATOR",
+    )?;
+    let worker = Worker::new(&config, &coordinator).await?;
+    eprintln!(
+        "lendfusion worker {}: coordinator {coordinator}, data port {}, work folder {}",
+        worker.id(),
+        worker.data_address,
+        worker.work_dir.display()
+    );
+    worker.run().await?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}

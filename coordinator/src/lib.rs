@@ -1,0 +1,198 @@
+//! The lendfusion coordinator role: Ballista's scheduler on the one session recipe.
+//!
+//! The coordinator resolves the catalog (tables and views under the dataset root) once, then
+//! for every query: decodes the client's logical plan with our codec, plans it physically in a
+//! session that shares that catalog, cuts it into stages at the shuffles (repartition on
+//! `date` for cross-sectional windows, on `security_id` for time-series windows, on the join
+//! keys for joins), and pushes tasks to the workers. It tracks worker heartbeats; a lost
+//! worker's running tasks and the shuffle outputs it held are recomputed on the others.
+//!
+//! [`EmbeddedCluster`] runs a coordinator and N workers in one process over loopback.
+
+mod embedded;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use ballista_core::config::TaskSchedulingPolicy;
+use ballista_scheduler::cluster::BallistaCluster;
+use ballista_scheduler::config::SchedulerConfig;
+use ballista_scheduler::scheduler_process::{create_scheduler, start_grpc_service_with_listener};
+use ballista_scheduler::scheduler_server::SchedulerServer;
+use datafusion_proto::protobuf::{LogicalPlanNode, PhysicalPlanNode};
+use lendfusion_core::cluster::{cluster_session_config, scheduler_session_builder};
+use lendfusion_core::codec::LendfusionLogicalCodec;
+use lendfusion_core::{LendfusionConfig, LendfusionError};
+use tokio::task::JoinHandle;
+
+pub use embedded::EmbeddedCluster;
+
+type Scheduler = SchedulerServer<LogicalPlanNode, PhysicalPlanNode>;
+
+/// A running coordinator: its scheduler service and what it knows of the workers.
+pub struct Coordinator {
+    scheduler: Scheduler,
+    address: SocketAddr,
+    service: JoinHandle<()>,
+}
+
+impl std::fmt::Debug for Coordinator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Coordinator")
+            .field("address", &self.address)
+            .finish()
+    }
+}
+
+impl Coordinator {
+    /// Start the scheduler service on `listener` (workers and cluster clients connect to it).
+    pub async fn start(
+        config: &LendfusionConfig,
+        listener: tokio::net::TcpListener,
+    ) -> Result<Self, LendfusionError> {
+        let cluster = &config.cluster;
+        cluster.validate()?;
+        let address = listener
+            .local_addr()
+            .map_err(|e| LendfusionError::Cluster(format!("scheduler address: {e}")))?;
+        let session_builder = scheduler_session_builder(config).await?;
+        let session_config = cluster_session_config(config);
+        let scheduler_config = SchedulerConfig {
+            bind_host: cluster.bind_host.clone(),
+            bind_port: address.port(),
+            external_host: cluster.advertised_host(),
+            scheduling_policy: TaskSchedulingPolicy::PushStaged,
+            finished_job_data_clean_up_interval_seconds: cluster.finished_job_cleanup_seconds,
+            executor_timeout_seconds: cluster.worker_timeout_seconds,
+            expire_dead_executor_interval_seconds: cluster.worker_check_interval_seconds,
+            no_executors_grace_period_seconds: cluster.no_workers_grace_seconds,
+            task_max_failures: cluster.task_max_failures,
+            stage_max_failures: cluster.stage_max_failures,
+            min_ready_executors: cluster.min_workers,
+            override_config_producer: Some(Arc::new(move || session_config.clone())),
+            override_session_builder: Some(session_builder),
+            override_logical_codec: Some(Arc::new(LendfusionLogicalCodec::default())),
+            ..Default::default()
+        };
+        scheduler_config.validate().map_err(cluster_error)?;
+        let ballista = BallistaCluster::new_from_config(&scheduler_config)
+            .await
+            .map_err(cluster_error)?;
+        let scheduler: Scheduler = create_scheduler(ballista, Arc::new(scheduler_config))
+            .await
+            .map_err(cluster_error)?;
+        let serving = scheduler.clone();
+        let service = tokio::spawn(async move {
+            if let Err(e) = start_grpc_service_with_listener(listener, serving).await {
+                tracing::error!(error = %e, "scheduler service stopped");
+            }
+        });
+        tracing::info!(%address, "coordinator scheduler listening");
+        Ok(Self {
+            scheduler,
+            address,
+            service,
+        })
+    }
+
+    /// Bind `host:port` and start.
+    pub async fn bind(
+        config: &LendfusionConfig,
+        host: &str,
+        port: u16,
+    ) -> Result<Self, LendfusionError> {
+        let listener = tokio::net::TcpListener::bind((host, port))
+            .await
+            .map_err(|e| {
+                LendfusionError::Cluster(format!("cannot listen on {host}:{port}: {e}"))
+            })?;
+        Self::start(config, listener).await
+    }
+
+    /// The scheduler's address (workers register here; cluster clients submit here).
+    pub fn address(&self) -> SocketAddr {
+        self.address
+    }
+
+    /// The scheduler URL for cluster clients, e.g. `http://127.0.0.1:50051`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.address)
+    }
+
+    /// Workers registered with the coordinator (alive or not yet expired).
+    pub async fn worker_count(&self) -> usize {
+        self.scheduler
+            .state
+            .executor_manager
+            .get_executors_state()
+            .await
+            .map(|s| s.len())
+            .unwrap_or(0)
+    }
+
+    /// Whether at least `cluster.min_workers` workers are alive.
+    pub fn is_ready(&self) -> bool {
+        self.scheduler.is_ready()
+    }
+
+    /// Wait until `n` workers are registered, or fail after `timeout`.
+    pub async fn wait_for_workers(
+        &self,
+        n: usize,
+        timeout: Duration,
+    ) -> Result<(), LendfusionError> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let have = self.worker_count().await;
+            if have >= n {
+                return Ok(());
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(LendfusionError::Cluster(format!(
+                    "{have} of {n} workers registered with the coordinator after {timeout:?}"
+                )));
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Log the number of registered workers whenever it changes, until the service stops.
+    pub fn log_worker_changes(&self) -> JoinHandle<()> {
+        let scheduler = self.scheduler.clone();
+        tokio::spawn(async move {
+            let mut last = usize::MAX;
+            loop {
+                let now = scheduler
+                    .state
+                    .executor_manager
+                    .get_executors_state()
+                    .await
+                    .map(|s| s.len())
+                    .unwrap_or(0);
+                if now != last {
+                    tracing::info!(workers = now, "registered workers");
+                    last = now;
+                }
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+        })
+    }
+
+    /// Serve until the scheduler service stops.
+    pub async fn serve(mut self) -> Result<(), LendfusionError> {
+        (&mut self.service)
+            .await
+            .map_err(|e| LendfusionError::Cluster(format!("scheduler task failed: {e}")))
+    }
+}
+
+impl Drop for Coordinator {
+    fn drop(&mut self) {
+        self.service.abort();
+    }
+}
+
+fn cluster_error(e: ballista_core::error::BallistaError) -> LendfusionError {
+    LendfusionError::Cluster(e.to_string())
+}

@@ -1,0 +1,191 @@
+//! How lendfusion's tables travel inside distributed plans.
+//!
+//! A client plans a query against the catalog, then ships the logical plan to the coordinator,
+//! which plans the stages and ships physical plans to the workers. DataFusion's protobuf codec
+//! knows its own table types only; [`LendfusionLogicalCodec`] adds ours — a [`DatedTable`]
+//! travels as its root URL, table name and layout and is rebuilt on the receiving node, and
+//! the `lendfusion_functions()` table is rebuilt from the registrations — and hands everything
+//! else to Ballista's codec, which carries Ballista's own nodes and file formats. Every role
+//! must use this codec: [`crate::cluster`] installs it in the config that travels with a query.
+
+use std::sync::Arc;
+
+use arrow::datatypes::SchemaRef;
+use ballista_core::serde::BallistaLogicalExtensionCodec;
+use datafusion::catalog::TableProvider;
+use datafusion::common::{DataFusionError, TableReference};
+use datafusion::datasource::MemTable;
+use datafusion::datasource::file_format::FileFormatFactory;
+use datafusion::error::Result;
+use datafusion::execution::TaskContext;
+use datafusion::logical_expr::{AggregateUDF, Extension, LogicalPlan, ScalarUDF, WindowUDF};
+use datafusion_proto::logical_plan::LogicalExtensionCodec;
+use serde::{Deserialize, Serialize};
+use url::Url;
+
+use crate::config::Layout;
+use crate::tables::DatedTable;
+
+/// Marks an encoded [`DatedTable`].
+const DATED_TABLE_TAG: &[u8] = b"lendfusion.dated_table.v1:";
+/// Marks the encoded `lendfusion_functions()` table.
+const FUNCTIONS_TABLE_TAG: &[u8] = b"lendfusion.functions_table.v1";
+
+/// What identifies a [`DatedTable`] on every node.
+#[derive(Debug, Serialize, Deserialize)]
+struct DatedTableRef {
+    root: String,
+    table: String,
+    layout: Layout,
+}
+
+/// The logical codec of every lendfusion role; delegates to Ballista's codec.
+#[derive(Debug, Default)]
+pub struct LendfusionLogicalCodec {
+    inner: BallistaLogicalExtensionCodec,
+}
+
+impl LogicalExtensionCodec for LendfusionLogicalCodec {
+    fn try_decode(
+        &self,
+        buf: &[u8],
+        inputs: &[LogicalPlan],
+        ctx: &TaskContext,
+    ) -> Result<Extension> {
+        self.inner.try_decode(buf, inputs, ctx)
+    }
+
+    fn try_encode(&self, node: &Extension, buf: &mut Vec<u8>) -> Result<()> {
+        self.inner.try_encode(node, buf)
+    }
+
+    fn try_decode_table_provider(
+        &self,
+        buf: &[u8],
+        table_ref: &TableReference,
+        schema: SchemaRef,
+        ctx: &TaskContext,
+    ) -> Result<Arc<dyn TableProvider>> {
+        if let Some(body) = buf.strip_prefix(DATED_TABLE_TAG) {
+            let reference: DatedTableRef = serde_json::from_slice(body).map_err(|e| {
+                DataFusionError::Internal(format!("undecodable lendfusion table reference: {e}"))
+            })?;
+            let root = Url::parse(&reference.root).map_err(|e| {
+                DataFusionError::Plan(format!("bad dataset root {}: {e}", reference.root))
+            })?;
+            let table = DatedTable::try_new(&root, &reference.table, reference.layout)?;
+            return Ok(Arc::new(table));
+        }
+        if buf == FUNCTIONS_TABLE_TAG {
+            return lendfusion_udfs::catalog::functions_table();
+        }
+        self.inner
+            .try_decode_table_provider(buf, table_ref, schema, ctx)
+    }
+
+    fn try_encode_table_provider(
+        &self,
+        table_ref: &TableReference,
+        node: Arc<dyn TableProvider>,
+        buf: &mut Vec<u8>,
+    ) -> Result<()> {
+        if let Some(table) = node.downcast_ref::<DatedTable>() {
+            let reference = DatedTableRef {
+                root: table.root().to_string(),
+                table: table.name().to_string(),
+                layout: table.layout(),
+            };
+            buf.extend_from_slice(DATED_TABLE_TAG);
+            serde_json::to_writer(&mut *buf, &reference)
+                .map_err(|e| DataFusionError::Internal(format!("encode table: {e}")))?;
+            return Ok(());
+        }
+        if node.is::<MemTable>() && node.schema() == lendfusion_udfs::catalog::schema() {
+            buf.extend_from_slice(FUNCTIONS_TABLE_TAG);
+            return Ok(());
+        }
+        self.inner.try_encode_table_provider(table_ref, node, buf)
+    }
+
+    fn try_decode_file_format(
+        &self,
+        buf: &[u8],
+        ctx: &TaskContext,
+    ) -> Result<Arc<dyn FileFormatFactory>> {
+        self.inner.try_decode_file_format(buf, ctx)
+    }
+
+    fn try_encode_file_format(
+        &self,
+        buf: &mut Vec<u8>,
+        node: Arc<dyn FileFormatFactory>,
+    ) -> Result<()> {
+        self.inner.try_encode_file_format(buf, node)
+    }
+
+    fn try_decode_udf(&self, name: &str, buf: &[u8]) -> Result<Arc<ScalarUDF>> {
+        self.inner.try_decode_udf(name, buf)
+    }
+
+    fn try_encode_udf(&self, node: &ScalarUDF, buf: &mut Vec<u8>) -> Result<()> {
+        self.inner.try_encode_udf(node, buf)
+    }
+
+    fn try_decode_udaf(&self, name: &str, buf: &[u8]) -> Result<Arc<AggregateUDF>> {
+        self.inner.try_decode_udaf(name, buf)
+    }
+
+    fn try_encode_udaf(&self, node: &AggregateUDF, buf: &mut Vec<u8>) -> Result<()> {
+        self.inner.try_encode_udaf(node, buf)
+    }
+
+    fn try_decode_udwf(&self, name: &str, buf: &[u8]) -> Result<Arc<WindowUDF>> {
+        self.inner.try_decode_udwf(name, buf)
+    }
+
+    fn try_encode_udwf(&self, node: &WindowUDF, buf: &mut Vec<u8>) -> Result<()> {
+        self.inner.try_encode_udwf(node, buf)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use datafusion::prelude::SessionContext;
+
+    #[test]
+    fn dated_tables_round_trip() {
+        let root = Url::parse("s3://bucket/panel/").expect("url");
+        let table = DatedTable::try_new(&root, "lending", Layout::Day).expect("table");
+        let codec = LendfusionLogicalCodec::default();
+        let mut buf = vec![];
+        let reference = TableReference::bare("lending");
+        codec
+            .try_encode_table_provider(&reference, Arc::new(table), &mut buf)
+            .expect("encode");
+        let ctx = SessionContext::new().task_ctx();
+        let schema = crate::schema::table_schema("lending").expect("schema");
+        let decoded = codec
+            .try_decode_table_provider(&buf, &reference, schema.clone(), &ctx)
+            .expect("decode");
+        let decoded = decoded.downcast_ref::<DatedTable>().expect("a dated table");
+        assert_eq!(decoded.name(), "lending");
+        assert_eq!(decoded.root(), &root);
+        assert_eq!(decoded.layout(), Layout::Day);
+        assert_eq!(decoded.schema(), schema);
+    }
+
+    #[test]
+    fn garbage_is_an_error_not_a_panic() {
+        let codec = LendfusionLogicalCodec::default();
+        let ctx = SessionContext::new().task_ctx();
+        let schema = crate::schema::table_schema("lending").expect("schema");
+        let mut buf = DATED_TABLE_TAG.to_vec();
+        buf.extend_from_slice(b"{not json");
+        assert!(
+            codec
+                .try_decode_table_provider(&buf, &TableReference::bare("x"), schema, &ctx)
+                .is_err()
+        );
+    }
+}

@@ -1,0 +1,157 @@
+//! The lendfusion worker role: a Ballista executor built from the one session recipe.
+//!
+//! A worker registers with the coordinator's scheduler port, receives tasks (serialized
+//! physical plans), runs them with every lendfusion function and our object stores, keeps
+//! its shuffle outputs in its work folder and serves them to the other workers and to clients
+//! over Arrow Flight on its data port. It heartbeats to the coordinator; a worker that stops
+//! heartbeating is declared lost and its work is recomputed elsewhere.
+
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use ballista_core::config::TaskSchedulingPolicy;
+use ballista_executor::executor_process::{ExecutorProcessConfig, start_executor_process};
+use lendfusion_core::cluster::{
+    WorkerRuntime, cluster_session_config, scheduler_url, worker_function_registry,
+};
+use lendfusion_core::{LendfusionConfig, LendfusionError};
+
+/// How long a worker keeps trying to reach a coordinator that is not up yet.
+pub const CONNECT_TIMEOUT_SECONDS: u16 = 600;
+
+/// A worker ready to start: its executor settings and the work folder it owns.
+pub struct Worker {
+    process: ExecutorProcessConfig,
+    /// Kept for the worker's lifetime when the work folder is a temporary one.
+    _temp_dir: Option<tempfile::TempDir>,
+    /// Where shuffle outputs and spills go.
+    pub work_dir: PathBuf,
+    /// Address other nodes fetch this worker's partitions from.
+    pub data_address: String,
+}
+
+impl std::fmt::Debug for Worker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Worker")
+            .field("id", &self.process.executor_id)
+            .field("work_dir", &self.work_dir)
+            .field("data_address", &self.data_address)
+            .finish()
+    }
+}
+
+impl Worker {
+    /// Prepare a worker of the cluster whose scheduler is at `coordinator` (`host:port`).
+    pub async fn new(
+        config: &LendfusionConfig,
+        coordinator: &str,
+    ) -> Result<Self, LendfusionError> {
+        let cluster = &config.cluster;
+        cluster.validate()?;
+        let url = scheduler_url(coordinator)?;
+        let (host, port) = url
+            .trim_start_matches("http://")
+            .rsplit_once(':')
+            .ok_or_else(|| LendfusionError::Config(format!("bad coordinator {coordinator}")))?;
+        let scheduler_port: u16 = port.parse().map_err(|_| {
+            LendfusionError::Config(format!("bad coordinator port in {coordinator}"))
+        })?;
+
+        let (temp_dir, work_dir) = match &cluster.work_dir {
+            Some(dir) => {
+                std::fs::create_dir_all(dir).map_err(|e| {
+                    LendfusionError::Config(format!("cannot create work folder {dir}: {e}"))
+                })?;
+                (None, PathBuf::from(dir))
+            }
+            None => {
+                let temp = tempfile::Builder::new()
+                    .prefix("lendfusion-worker-")
+                    .tempdir()
+                    .map_err(|e| {
+                        LendfusionError::Config(format!("cannot create a work folder: {e}"))
+                    })?;
+                let path = temp.path().to_path_buf();
+                (Some(temp), path)
+            }
+        };
+        let spill_dir = work_dir.join("spill");
+        std::fs::create_dir_all(&spill_dir).map_err(|e| {
+            LendfusionError::Config(format!("cannot create {}: {e}", spill_dir.display()))
+        })?;
+
+        let data_port = free_port(&cluster.bind_host, cluster.worker_port)?;
+        let task_port = free_port(&cluster.bind_host, cluster.worker_task_port)?;
+        let registry = Arc::new(worker_function_registry(config).await?);
+        let runtime = WorkerRuntime::new(config, Some(spill_dir));
+        let session = cluster_session_config(config);
+        let external_host = cluster.advertised_host();
+
+        let process = ExecutorProcessConfig {
+            bind_host: cluster.bind_host.clone(),
+            external_host: Some(external_host.clone()),
+            port: data_port,
+            grpc_port: task_port,
+            scheduler_host: host.to_string(),
+            scheduler_port,
+            scheduler_connect_timeout_seconds: CONNECT_TIMEOUT_SECONDS,
+            vcores: cluster.worker_slots,
+            task_scheduling_policy: TaskSchedulingPolicy::PushStaged,
+            work_dir: Some(work_dir.display().to_string()),
+            print_thread_info: false,
+            executor_heartbeat_interval_seconds: cluster.heartbeat_interval_seconds,
+            memory_pool_size: (cluster.worker_memory_mb > 0)
+                .then(|| cluster.worker_memory_mb.saturating_mul(1024 * 1024)),
+            job_data_clean_up_interval_seconds: 0,
+            override_function_registry: Some(registry),
+            override_runtime_producer: Some(Arc::new(move |_| runtime.build())),
+            override_config_producer: Some(Arc::new(move || session.clone())),
+            override_logical_codec: Some(Arc::new(
+                lendfusion_core::codec::LendfusionLogicalCodec::default(),
+            )),
+            ..Default::default()
+        };
+        Ok(Self {
+            process,
+            _temp_dir: temp_dir,
+            work_dir,
+            data_address: format!("{external_host}:{data_port}"),
+        })
+    }
+
+    /// Identifier the coordinator knows this worker by.
+    pub fn id(&self) -> &str {
+        &self.process.executor_id
+    }
+
+    /// Register with the coordinator and run tasks until stopped (Ctrl-C, SIGTERM, or the
+    /// coordinator telling it to stop).
+    pub async fn run(self) -> Result<(), LendfusionError> {
+        let Worker {
+            process, _temp_dir, ..
+        } = self;
+        tracing::info!(
+            id = %process.executor_id,
+            scheduler = %format!("{}:{}", process.scheduler_host, process.scheduler_port),
+            data_port = process.port,
+            "worker starting"
+        );
+        let result = start_executor_process(Arc::new(process)).await;
+        drop(_temp_dir);
+        result.map_err(|e| LendfusionError::Cluster(format!("worker stopped: {e}")))
+    }
+}
+
+/// `port`, or a free one when it is 0.
+fn free_port(host: &str, port: u16) -> Result<u16, LendfusionError> {
+    if port != 0 {
+        return Ok(port);
+    }
+    let listener = TcpListener::bind((host, 0))
+        .map_err(|e| LendfusionError::Config(format!("cannot bind {host}: {e}")))?;
+    listener
+        .local_addr()
+        .map(|a| a.port())
+        .map_err(|e| LendfusionError::Config(format!("cannot read a bound address: {e}")))
+}
