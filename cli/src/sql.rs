@@ -2,10 +2,11 @@
 
 use std::io::{IsTerminal, Read, Write};
 use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::Args;
 use datafusion::execution::context::SessionContext;
-use lendfusion_core::cluster::{cluster_client_context, scheduler_url};
+use lendfusion_core::cluster::{cluster_client_context, scheduler_url, wait_until_ready};
 use lendfusion_core::diagnose::explain_error;
 use lendfusion_core::query::stream_sql;
 use lendfusion_core::{LendfusionConfig, session_context};
@@ -41,7 +42,10 @@ pub async fn run(args: SqlArgs, mut config: LendfusionConfig) -> CliResult {
                 "with --coordinator, also pass --data URL (or LENDFUSION_DATA): the client plans \
                  the query against the dataset the coordinator serves"
             })?;
-            cluster_client_context(&config, &scheduler_url(address)?).await?
+            let url = scheduler_url(address)?;
+            let grace = Duration::from_secs(config.cluster.no_workers_grace_seconds);
+            wait_until_ready(&url, grace).await?;
+            cluster_client_context(&config, &url).await?
         }
         None => session_context(&config).await?,
     };

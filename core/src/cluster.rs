@@ -35,6 +35,10 @@ pub fn cluster_session_config(config: &LendfusionConfig) -> SessionConfig {
     session_config(config)
         .upgrade_for_ballista()
         .with_ballista_logical_extension_codec(Arc::new(LendfusionLogicalCodec::default()))
+        .set_bool(
+            ballista_core::config::BALLISTA_ADAPTIVE_PLANNER_ENABLED,
+            config.cluster.adaptive_planning,
+        )
 }
 
 /// The coordinator's session builder. The catalog (tables under the dataset root, views) is
@@ -115,6 +119,46 @@ pub async fn cluster_client_context(
     // Upgrading replaces the function lists with Ballista's defaults: register ours again.
     lendfusion_udfs::register_all(&mut state)?;
     Ok(SessionContext::new_with_state(state))
+}
+
+/// Whether the coordinator at `scheduler_url` reports ready (`/readyz`: at least
+/// `cluster.min_workers` live workers). Unreachable counts as not ready.
+pub async fn coordinator_ready(scheduler_url: &str) -> bool {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let address = scheduler_url.trim_start_matches("http://");
+    let probe = async {
+        let mut stream = tokio::net::TcpStream::connect(address).await.ok()?;
+        let request =
+            format!("GET /readyz HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n");
+        stream.write_all(request.as_bytes()).await.ok()?;
+        let mut head = [0u8; 16];
+        let n = stream.read(&mut head).await.ok()?;
+        Some(head[..n].starts_with(b"HTTP/1.1 200"))
+    };
+    tokio::time::timeout(std::time::Duration::from_secs(5), probe)
+        .await
+        .ok()
+        .flatten()
+        .unwrap_or(false)
+}
+
+/// Wait until the coordinator has live workers, or fail after `timeout` with an error that
+/// says so — a query sent to a cluster without workers would otherwise wait for one forever.
+pub async fn wait_until_ready(scheduler_url: &str, timeout: std::time::Duration) -> Result<()> {
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        if coordinator_ready(scheduler_url).await {
+            return Ok(());
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return Err(LendfusionError::Cluster(format!(
+                "the coordinator at {scheduler_url} has no live workers (or is unreachable) after \
+                 {}s: start workers with `lendfusion worker --coordinator HOST:PORT`",
+                timeout.as_secs()
+            )));
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
 }
 
 /// `host:port`, `http://host:port` or `grpc://host:port` as the URL Ballista's client takes.

@@ -144,6 +144,10 @@ pub struct ClusterSettings {
     pub finished_job_cleanup_seconds: u64,
     /// Live workers the coordinator needs before it reports ready (`/readyz`).
     pub min_workers: usize,
+    /// Ballista's adaptive planner (joins and partition counts chosen from runtime
+    /// statistics). Off by default: with it, Ballista 55 can leave a query waiting forever
+    /// after a worker is lost mid-stage; the static planner re-runs the lost work.
+    pub adaptive_planning: bool,
 }
 
 impl Default for ClusterSettings {
@@ -167,6 +171,7 @@ impl Default for ClusterSettings {
             stage_max_failures: 4,
             finished_job_cleanup_seconds: 300,
             min_workers: 1,
+            adaptive_planning: false,
         }
     }
 }

@@ -3,6 +3,8 @@
 mod support;
 
 mod bad_input;
+mod cluster;
+mod cluster_faults;
 mod crosscheck;
 mod generated_data;
 mod pruning;

@@ -1,5 +1,6 @@
 //! Shared fixtures: generated panels, SQL helpers, a read-counting object store, Garage.
 
+pub mod cluster;
 pub mod counting_store;
 pub mod garage;
 pub mod python;

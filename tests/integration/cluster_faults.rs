@@ -1,0 +1,218 @@
+//! Failures of a cluster of separate processes: a worker killed mid-query (the answer is still
+//! exact), a worker joining late, every worker gone (a clear error, no hang), and scans that
+//! schedule only the files a query needs.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use arrow::record_batch::RecordBatch;
+use lendfusion_core::LendfusionConfig;
+use lendfusion_core::cluster::{cluster_client_context, wait_until_ready};
+use tokio::sync::OnceCell;
+
+use crate::support::cluster::{ProcessCluster, assert_same_results, wait_ready};
+use crate::support::{generate_local, local_session, options, render, sql};
+
+/// A multi-stage query: a join, a time-series window (shuffle on security), a cross-sectional
+/// window (shuffle on date) and a per-date aggregate.
+const MULTI_STAGE: &str = "
+WITH panel AS (
+  SELECT l.date, l.security_id, utilization(l.on_loan_qty, l.lendable_qty) AS util,
+         fwd_return(m.total_return, 21) OVER (PARTITION BY l.security_id ORDER BY l.date) AS fwd21
+  FROM lending l JOIN market m ON l.date = m.date AND l.security_id = m.security_id),
+ranked AS (SELECT date, util, fwd21, cs_rank(util) OVER (PARTITION BY date) AS r FROM panel)
+SELECT date, spearman_ic(r, fwd21) AS ic, count(*) AS n, sum(r) AS rank_sum
+FROM ranked GROUP BY date ORDER BY date";
+
+static PANEL: OnceCell<PathBuf> = OnceCell::const_new();
+
+/// A panel big enough that the multi-stage query runs for a while (400 securities, 3 years).
+async fn fault_panel() -> &'static Path {
+    PANEL
+        .get_or_init(|| async {
+            let dir = tempfile::tempdir().expect("tempdir");
+            let root = dir.path().join("faults");
+            std::mem::forget(dir);
+            generate_local(&options(&root, 400, "2018-01-01", "2020-12-31", 5)).await;
+            root
+        })
+        .await
+}
+
+fn client_config(root: &Path) -> LendfusionConfig {
+    LendfusionConfig {
+        data: Some(root.display().to_string()),
+        ..Default::default()
+    }
+}
+
+fn min_workers(n: usize) -> Vec<(String, String)> {
+    vec![("LENDFUSION_CLUSTER__MIN_WORKERS".into(), n.to_string())]
+}
+
+async fn run_on(cluster: &ProcessCluster, root: &Path, query: &str) -> Vec<RecordBatch> {
+    let client = cluster_client_context(&client_config(root), &cluster.url())
+        .await
+        .expect("client");
+    match lendfusion_core::query::collect_sql(&client, query).await {
+        Ok(batches) => batches,
+        Err(e) => panic!("query failed: {e}\n{}", cluster.logs()),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_worker_killed_mid_query_changes_nothing() {
+    let root = fault_panel().await;
+    let expected = sql(&local_session(root).await, MULTI_STAGE).await;
+    let data = root.display().to_string();
+    let mut cluster = ProcessCluster::start(&data, 2, &min_workers(2));
+    wait_ready(&cluster.url(), Duration::from_secs(60)).await;
+
+    // How long the query takes undisturbed, to aim the kills inside it.
+    let started = Instant::now();
+    let undisturbed = run_on(&cluster, root, MULTI_STAGE).await;
+    let span = started.elapsed();
+    assert_same_results("undisturbed", &expected, &undisturbed);
+
+    let mut recovered = 0;
+    for round in 0..5u32 {
+        wait_ready(&cluster.url(), Duration::from_secs(60)).await;
+        let victim = cluster.workers.len() - 1 - (round as usize % 2);
+        // Kill at 15 %, 30 %, ... 75 % of the undisturbed run.
+        let delay = span.mul_f64(0.15 * f64::from(round + 1));
+        let client = cluster_client_context(&client_config(root), &cluster.url())
+            .await
+            .expect("client");
+        let query = tokio::spawn(async move {
+            let started = Instant::now();
+            let result = lendfusion_core::query::collect_sql(&client, MULTI_STAGE).await;
+            (result, started.elapsed())
+        });
+        tokio::time::sleep(delay).await;
+        cluster.workers[victim].kill();
+        let (result, took) = query.await.expect("query task");
+        let batches = result.unwrap_or_else(|e| {
+            panic!(
+                "round {round}: query failed after a worker loss: {e}\n{}",
+                cluster.logs()
+            )
+        });
+        assert_same_results(&format!("round {round}"), &expected, &batches);
+        if took > span + Duration::from_secs(2) {
+            recovered += 1;
+        }
+        // The killed worker's replacement joins the running cluster.
+        cluster.workers.remove(victim);
+        cluster.add_worker();
+    }
+    // At least one kill landed while the lost worker's tasks or shuffle data were needed
+    // (the query then waited for the loss to be detected and re-ran that work).
+    assert!(
+        recovered >= 1,
+        "no kill interrupted the query; nothing was tested\n{}",
+        cluster.logs()
+    );
+    assert!(
+        cluster.coordinator.log_text().contains("lost"),
+        "{}",
+        cluster.logs()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn late_workers_join_and_no_workers_is_a_clear_error() {
+    let root = fault_panel().await;
+    let data = root.display().to_string();
+    let query =
+        "SELECT count(*) AS n, sum(utilization(on_loan_qty, lendable_qty)) AS s FROM lending";
+    let expected = sql(&local_session(root).await, query).await;
+
+    // No worker at all: the client says so within the grace period instead of hanging.
+    let mut cluster = ProcessCluster::start(&data, 0, &[]);
+    let started = Instant::now();
+    let err = wait_until_ready(&cluster.url(), Duration::from_secs(6))
+        .await
+        .expect_err("no workers");
+    assert!(started.elapsed() < Duration::from_secs(20));
+    assert!(err.to_string().contains("no live workers"), "{err}");
+
+    // A worker that starts late registers and runs queries.
+    cluster.add_worker();
+    wait_ready(&cluster.url(), Duration::from_secs(60)).await;
+    assert_same_results(
+        "one late worker",
+        &expected,
+        &run_on(&cluster, root, query).await,
+    );
+
+    // A second late worker joins a cluster that is already serving.
+    cluster.add_worker();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let multi_expected = sql(&local_session(root).await, MULTI_STAGE).await;
+    assert_same_results(
+        "two workers",
+        &multi_expected,
+        &run_on(&cluster, root, MULTI_STAGE).await,
+    );
+
+    // Every worker killed mid-query: a clear error within the grace period, never a hang
+    // or a partial answer.
+    let client = cluster_client_context(&client_config(root), &cluster.url())
+        .await
+        .expect("client");
+    let running =
+        tokio::spawn(
+            async move { lendfusion_core::query::collect_sql(&client, MULTI_STAGE).await },
+        );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let killed = Instant::now();
+    for worker in &mut cluster.workers {
+        worker.kill();
+    }
+    let outcome = tokio::time::timeout(Duration::from_secs(60), running)
+        .await
+        .expect("the query must end, not hang")
+        .expect("query task");
+    match outcome {
+        Err(e) => {
+            let text = e.to_string();
+            assert!(
+                text.contains("executors") || text.contains("worker"),
+                "unclear error: {text}"
+            );
+            assert!(killed.elapsed() < Duration::from_secs(30), "{text}");
+        }
+        Ok(batches) => {
+            // Finished before the kill took effect: then it must be the exact answer.
+            assert_same_results("finished before the kill", &multi_expected, &batches);
+        }
+    }
+    // The coordinator is still there, and a query now fails fast with a clear message.
+    let err = wait_until_ready(&cluster.url(), Duration::from_secs(8))
+        .await
+        .expect_err("all workers are gone");
+    assert!(err.to_string().contains("no live workers"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn one_month_schedules_only_that_months_files() {
+    let root = fault_panel().await;
+    let cluster = ProcessCluster::start(&root.display().to_string(), 1, &[]);
+    wait_ready(&cluster.url(), Duration::from_secs(60)).await;
+    let query = "SELECT security_id, avg(utilization(on_loan_qty, lendable_qty)) AS u FROM lending \
+                 WHERE date BETWEEN '2019-03-01' AND '2019-03-31' GROUP BY security_id ORDER BY security_id";
+    let plan = render(&run_on(&cluster, root, &format!("EXPLAIN {query}")).await);
+    assert!(plan.contains("distributed_plan"), "{plan}");
+    assert!(plan.contains("month=2019-03/"), "{plan}");
+    let months: std::collections::BTreeSet<&str> = plan
+        .match_indices("month=")
+        .map(|(i, _)| &plan[i..i + 13])
+        .collect();
+    assert_eq!(
+        months.into_iter().collect::<Vec<_>>(),
+        vec!["month=2019-03"],
+        "{plan}"
+    );
+    let expected = sql(&local_session(root).await, query).await;
+    assert_same_results("one month", &expected, &run_on(&cluster, root, query).await);
+}

@@ -1,0 +1,258 @@
+//! Cluster fixtures: `lendfusion coordinator` and `lendfusion worker` as real processes on
+//! loopback, and result comparison to 1e-12.
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use arrow::array::{Array, ArrayRef, AsArray};
+use arrow::datatypes::DataType;
+use arrow::record_batch::RecordBatch;
+use arrow::util::display::{ArrayFormatter, FormatOptions};
+
+/// Test intervals: a worker heartbeats every second and is lost after four silent seconds.
+pub const TEST_CLUSTER_ENV: [(&str, &str); 5] = [
+    ("LENDFUSION_CLUSTER__HEARTBEAT_INTERVAL_SECONDS", "1"),
+    ("LENDFUSION_CLUSTER__WORKER_TIMEOUT_SECONDS", "4"),
+    ("LENDFUSION_CLUSTER__WORKER_CHECK_INTERVAL_SECONDS", "1"),
+    ("LENDFUSION_CLUSTER__NO_WORKERS_GRACE_SECONDS", "6"),
+    ("LENDFUSION_CLUSTER__WORKER_SLOTS", "2"),
+];
+
+/// The `lendfusion` binary next to this test binary (`cargo test --workspace` builds it).
+pub fn lendfusion_bin() -> PathBuf {
+    let exe = std::env::current_exe().expect("test binary path");
+    let dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("target/<profile> folder");
+    let bin = dir.join(format!("lendfusion{}", std::env::consts::EXE_SUFFIX));
+    assert!(
+        bin.exists(),
+        "{} is missing: build it with `cargo build -p lendfusion` (make test does)",
+        bin.display()
+    );
+    bin
+}
+
+/// A free loopback port.
+pub fn free_port() -> u16 {
+    TcpListener::bind(("127.0.0.1", 0))
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+/// A child process that is killed when dropped; its output goes to a log file.
+#[derive(Debug)]
+pub struct Process {
+    child: Child,
+    pub log: PathBuf,
+}
+
+impl Process {
+    /// Kill with SIGKILL, as a crash would.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// The process's log so far.
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Separate coordinator and worker processes on loopback.
+#[derive(Debug)]
+pub struct ProcessCluster {
+    pub coordinator: Process,
+    pub workers: Vec<Process>,
+    pub scheduler_port: u16,
+    env: Vec<(String, String)>,
+    logs: tempfile::TempDir,
+    spawned: usize,
+}
+
+impl ProcessCluster {
+    /// Start a coordinator on `data` and `workers` workers; `env` adds to the test intervals
+    /// (S3 credentials, for example).
+    pub fn start(data: &str, workers: usize, env: &[(String, String)]) -> Self {
+        let logs = tempfile::tempdir().expect("log dir");
+        let scheduler_port = free_port();
+        let mut env: Vec<(String, String)> = env.to_vec();
+        env.extend(
+            TEST_CLUSTER_ENV
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string())),
+        );
+        let port = scheduler_port.to_string();
+        let coordinator = spawn(
+            &env,
+            &logs.path().join("coordinator.log"),
+            &[
+                "coordinator",
+                "--data",
+                data,
+                "--scheduler-port",
+                &port,
+                "--port",
+                "0",
+            ],
+        );
+        let mut cluster = Self {
+            coordinator,
+            workers: vec![],
+            scheduler_port,
+            env,
+            logs,
+            spawned: 0,
+        };
+        for _ in 0..workers {
+            cluster.add_worker();
+        }
+        cluster
+    }
+
+    /// Start one more worker process.
+    pub fn add_worker(&mut self) {
+        self.spawned += 1;
+        let log = self
+            .logs
+            .path()
+            .join(format!("worker-{}.log", self.spawned));
+        let coordinator = format!("127.0.0.1:{}", self.scheduler_port);
+        let worker = spawn(&self.env, &log, &["worker", "--coordinator", &coordinator]);
+        self.workers.push(worker);
+    }
+
+    /// The scheduler URL clients submit to.
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.scheduler_port)
+    }
+
+    /// Every log, for failure messages.
+    pub fn logs(&self) -> String {
+        let mut out = format!("--- coordinator\n{}", self.coordinator.log_text());
+        for (i, w) in self.workers.iter().enumerate() {
+            out.push_str(&format!("\n--- worker {i}\n{}", w.log_text()));
+        }
+        out
+    }
+}
+
+fn spawn(env: &[(String, String)], log: &Path, args: &[&str]) -> Process {
+    let file = std::fs::File::create(log).expect("log file");
+    let err = file.try_clone().expect("log file");
+    let mut command = Command::new(lendfusion_bin());
+    command
+        .args(args)
+        .env_remove("LENDFUSION_CONFIG")
+        .env_remove("LENDFUSION_DATA")
+        .env("LENDFUSION_LOG", "info")
+        .stdin(Stdio::null())
+        .stdout(file)
+        .stderr(err);
+    for (k, v) in env {
+        command.env(k, v);
+    }
+    let child = command.spawn().expect("spawn lendfusion");
+    Process {
+        child,
+        log: log.to_path_buf(),
+    }
+}
+
+/// Wait until the coordinator at `url` reports ready through `/readyz` (at least its
+/// `cluster.min_workers` live workers), failing after `timeout`.
+pub async fn wait_ready(url: &str, timeout: Duration) {
+    lendfusion_core::cluster::wait_until_ready(url, timeout)
+        .await
+        .expect("coordinator ready");
+}
+
+/// One cell as text, or as a float for numeric columns.
+#[derive(Debug, Clone)]
+enum Cell {
+    Null,
+    Float(f64),
+    Text(String),
+    List(Vec<Cell>),
+}
+
+fn cells(array: &ArrayRef, row: usize) -> Cell {
+    if array.is_null(row) {
+        return Cell::Null;
+    }
+    match array.data_type() {
+        DataType::Float64 => Cell::Float(
+            array
+                .as_primitive::<arrow::datatypes::Float64Type>()
+                .value(row),
+        ),
+        DataType::List(_) => {
+            let inner = array.as_list::<i32>().value(row);
+            Cell::List((0..inner.len()).map(|i| cells(&inner, i)).collect())
+        }
+        _ => {
+            let formatter =
+                ArrayFormatter::try_new(array.as_ref(), &FormatOptions::default()).expect("fmt");
+            Cell::Text(formatter.value(row).to_string())
+        }
+    }
+}
+
+fn rows(batches: &[RecordBatch]) -> Vec<Vec<Cell>> {
+    let mut out = vec![];
+    for batch in batches {
+        for row in 0..batch.num_rows() {
+            out.push(batch.columns().iter().map(|c| cells(c, row)).collect());
+        }
+    }
+    out
+}
+
+fn close(a: &Cell, b: &Cell) -> bool {
+    match (a, b) {
+        (Cell::Null, Cell::Null) => true,
+        (Cell::Float(x), Cell::Float(y)) => {
+            x == y || (x - y).abs() <= 1e-12 * x.abs().max(y.abs()).max(1.0)
+        }
+        (Cell::Text(x), Cell::Text(y)) => x == y,
+        (Cell::List(x), Cell::List(y)) => {
+            x.len() == y.len() && x.iter().zip(y).all(|(a, b)| close(a, b))
+        }
+        _ => false,
+    }
+}
+
+/// Assert two results are the same rows in the same order, floats equal to 1e-12 (relative
+/// for large values): summation order differs between one process and many.
+pub fn assert_same_results(what: &str, expected: &[RecordBatch], actual: &[RecordBatch]) {
+    let (e, a) = (rows(expected), rows(actual));
+    assert_eq!(e.len(), a.len(), "{what}: row counts differ");
+    assert!(!e.is_empty(), "{what}: no rows to compare");
+    if let (Some(x), Some(y)) = (expected.first(), actual.first()) {
+        let names = |b: &RecordBatch| -> Vec<String> {
+            b.schema()
+                .fields()
+                .iter()
+                .map(|f| f.name().clone())
+                .collect()
+        };
+        assert_eq!(names(x), names(y), "{what}: columns differ");
+    }
+    for (i, (x, y)) in e.iter().zip(&a).enumerate() {
+        assert_eq!(x.len(), y.len(), "{what}: row {i} width");
+        for (j, (p, q)) in x.iter().zip(y).enumerate() {
+            assert!(close(p, q), "{what}: row {i} column {j}: {p:?} != {q:?}");
+        }
+    }
+}
