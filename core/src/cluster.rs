@@ -161,6 +161,41 @@ pub async fn wait_until_ready(scheduler_url: &str, timeout: std::time::Duration)
     }
 }
 
+/// On a cluster client, an error that means the connection to the coordinator broke (it
+/// stopped or restarted: its jobs are kept in memory only, so a query in flight is lost),
+/// rephrased to say so. Failures of a job on the cluster ("Job ... failed") are left as they
+/// are: they come from the coordinator, which is still there.
+pub fn coordinator_connection_lost(
+    ctx: &SessionContext,
+    err: &datafusion::error::DataFusionError,
+) -> Option<datafusion::error::DataFusionError> {
+    let on_cluster = ctx
+        .state()
+        .config()
+        .options()
+        .extensions
+        .get::<ballista_core::config::BallistaConfig>()
+        .is_some();
+    let text = err.to_string();
+    let broken = [
+        "h2 protocol error",
+        "tcp connect error",
+        "transport error",
+        "broken pipe",
+        "Connection refused",
+        "connection reset",
+    ]
+    .iter()
+    .any(|p| text.contains(p));
+    (on_cluster && broken && !text.contains("Job ")).then(|| {
+        LendfusionError::Cluster(format!(
+            "lost the connection to the coordinator (it stopped or restarted; a query in flight \
+             is lost with it — run it again once the coordinator is back): {text}"
+        ))
+        .into()
+    })
+}
+
 /// `host:port`, `http://host:port` or `grpc://host:port` as the URL Ballista's client takes.
 pub fn scheduler_url(address: &str) -> Result<String> {
     let trimmed = address.trim();

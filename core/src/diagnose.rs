@@ -185,6 +185,9 @@ fn may_be_file_error(err: &DataFusionError) -> bool {
 
 /// Replace a query error by one naming the offending file, when a bad file explains it.
 pub async fn explain_error(ctx: &SessionContext, err: DataFusionError) -> DataFusionError {
+    if let Some(lost) = crate::cluster::coordinator_connection_lost(ctx, &err) {
+        return lost;
+    }
     if !may_be_file_error(&err) {
         return err;
     }

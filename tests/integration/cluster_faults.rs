@@ -10,7 +10,7 @@ use lendfusion_core::LendfusionConfig;
 use lendfusion_core::cluster::{cluster_client_context, wait_until_ready};
 use tokio::sync::OnceCell;
 
-use crate::support::cluster::{ProcessCluster, assert_same_results, wait_ready};
+use crate::support::cluster::{ProcessCluster, assert_same_results, lendfusion_bin, wait_ready};
 use crate::support::{generate_local, local_session, options, render, sql};
 
 /// A multi-stage query: a join, a time-series window (shuffle on security), a cross-sectional
@@ -197,7 +197,8 @@ async fn late_workers_join_and_no_workers_is_a_clear_error() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn one_month_schedules_only_that_months_files() {
     let root = fault_panel().await;
-    let cluster = ProcessCluster::start(&root.display().to_string(), 1, &[]);
+    let data = root.display().to_string();
+    let cluster = ProcessCluster::start(&data, 1, &[]);
     wait_ready(&cluster.url(), Duration::from_secs(60)).await;
     let query = "SELECT security_id, avg(utilization(on_loan_qty, lendable_qty)) AS u FROM lending \
                  WHERE date BETWEEN '2019-03-01' AND '2019-03-31' GROUP BY security_id ORDER BY security_id";
@@ -215,4 +216,134 @@ async fn one_month_schedules_only_that_months_files() {
     );
     let expected = sql(&local_session(root).await, query).await;
     assert_same_results("one month", &expected, &run_on(&cluster, root, query).await);
+
+    // The command line as a user runs it: `sql --coordinator` prints what `sql --data` does
+    // (the values agree to 1e-12; the CSV of the aggregated floats may differ in the last digit).
+    let cli = |extra: &[&str]| {
+        let mut args = vec!["sql", "--data", data.as_str(), "--format", "csv"];
+        args.extend_from_slice(extra);
+        args.push(query);
+        let out = std::process::Command::new(lendfusion_bin())
+            .args(&args)
+            .env_remove("LENDFUSION_CONFIG")
+            .output()
+            .expect("run lendfusion sql");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).expect("utf8")
+    };
+    let address = format!("127.0.0.1:{}", cluster.scheduler_port);
+    let (local, remote) = (cli(&[]), cli(&["--coordinator", &address]));
+    let parse = |csv: &str| -> Vec<(String, f64)> {
+        csv.lines()
+            .skip(1)
+            .map(|l| {
+                let (id, u) = l.split_once(',').expect("two columns");
+                (id.to_string(), u.parse().expect("number"))
+            })
+            .collect()
+    };
+    let (l, r) = (parse(&local), parse(&remote));
+    let rows: usize = expected.iter().map(RecordBatch::num_rows).sum();
+    assert_eq!(l.len(), rows, "{local}");
+    assert_eq!(l.len(), r.len());
+    for ((a, x), (b, y)) in l.iter().zip(&r) {
+        assert_eq!(a, b);
+        assert!((x - y).abs() <= 1e-12, "{a}: {x} vs {y}");
+    }
+}
+
+/// Sorting every joined row (more than the worker's memory) needs the spill path.
+const BIG_SORT: &str = "SELECT count(*) AS n, sum(r) AS s FROM (
+  SELECT row_number() OVER (ORDER BY l.fee_bps, l.security_id, l.date) AS r, l.*, m.*
+  FROM lending l JOIN market m ON l.security_id = m.security_id AND l.date = m.date)";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn memory_limits_spill_or_fail_clearly() {
+    let root = fault_panel().await;
+    let data = root.display().to_string();
+    let expected = sql(&local_session(root).await, BIG_SORT).await;
+
+    // 48 MiB for two task slots, against ~60 MiB of joined rows: the sort spills to disk.
+    let limit = |mb: &str| {
+        vec![(
+            "LENDFUSION_CLUSTER__WORKER_MEMORY_MB".to_string(),
+            mb.to_string(),
+        )]
+    };
+    let cluster = ProcessCluster::start(&data, 1, &limit("48"));
+    wait_ready(&cluster.url(), Duration::from_secs(60)).await;
+    assert_same_results(
+        "spilling sort",
+        &expected,
+        &run_on(&cluster, root, BIG_SORT).await,
+    );
+    drop(cluster);
+
+    // 12 MiB cannot even hold the sort's merge reservation: a clear resources error, and the
+    // worker lives on to answer the next query.
+    let mut cluster = ProcessCluster::start(&data, 1, &limit("12"));
+    wait_ready(&cluster.url(), Duration::from_secs(60)).await;
+    let client = cluster_client_context(&client_config(root), &cluster.url())
+        .await
+        .expect("client");
+    let err = lendfusion_core::query::collect_sql(&client, BIG_SORT)
+        .await
+        .expect_err("12 MiB is not enough");
+    let text = err.to_string();
+    assert!(
+        text.contains("memory") || text.contains("Resources exhausted"),
+        "{text}"
+    );
+    let small = "SELECT count(*) AS n FROM lending WHERE date = '2019-06-03'";
+    let expected_small = sql(&local_session(root).await, small).await;
+    assert_same_results(
+        "after the failure",
+        &expected_small,
+        &run_on(&cluster, root, small).await,
+    );
+    assert!(
+        cluster.workers[0].is_running(),
+        "the worker died\n{}",
+        cluster.logs()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn coordinator_restart_fails_in_flight_queries_and_workers_rejoin() {
+    let root = fault_panel().await;
+    let data = root.display().to_string();
+    let mut cluster = ProcessCluster::start(&data, 2, &min_workers(2));
+    wait_ready(&cluster.url(), Duration::from_secs(60)).await;
+
+    let client = cluster_client_context(&client_config(root), &cluster.url())
+        .await
+        .expect("client");
+    let running =
+        tokio::spawn(
+            async move { lendfusion_core::query::collect_sql(&client, MULTI_STAGE).await },
+        );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    cluster.coordinator.kill();
+    let outcome = tokio::time::timeout(Duration::from_secs(60), running)
+        .await
+        .expect("the query must end, not hang")
+        .expect("query task");
+    let expected = sql(&local_session(root).await, MULTI_STAGE).await;
+    match outcome {
+        Err(e) => assert!(e.to_string().contains("coordinator"), "unclear error: {e}"),
+        Ok(batches) => assert_same_results("finished before the kill", &expected, &batches),
+    }
+
+    // A new coordinator on the same port: the running workers register with it again.
+    cluster.restart_coordinator(&data);
+    wait_ready(&cluster.url(), Duration::from_secs(60)).await;
+    assert_same_results(
+        "after the restart",
+        &expected,
+        &run_on(&cluster, root, MULTI_STAGE).await,
+    );
 }

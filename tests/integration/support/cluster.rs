@@ -58,6 +58,11 @@ impl Process {
         let _ = self.child.wait();
     }
 
+    /// Whether the process is still running.
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
     /// The process's log so far.
     pub fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
@@ -93,19 +98,11 @@ impl ProcessCluster {
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.to_string())),
         );
-        let port = scheduler_port.to_string();
-        let coordinator = spawn(
+        let coordinator = spawn_coordinator(
             &env,
             &logs.path().join("coordinator.log"),
-            &[
-                "coordinator",
-                "--data",
-                data,
-                "--scheduler-port",
-                &port,
-                "--port",
-                "0",
-            ],
+            data,
+            scheduler_port,
         );
         let mut cluster = Self {
             coordinator,
@@ -119,6 +116,17 @@ impl ProcessCluster {
             cluster.add_worker();
         }
         cluster
+    }
+
+    /// Replace the coordinator by a new process on the same port (the old one is killed).
+    pub fn restart_coordinator(&mut self, data: &str) {
+        self.coordinator.kill();
+        self.spawned += 1;
+        let log = self
+            .logs
+            .path()
+            .join(format!("coordinator-{}.log", self.spawned));
+        self.coordinator = spawn_coordinator(&self.env, &log, data, self.scheduler_port);
     }
 
     /// Start one more worker process.
@@ -146,6 +154,15 @@ impl ProcessCluster {
         }
         out
     }
+}
+
+fn spawn_coordinator(env: &[(String, String)], log: &Path, data: &str, port: u16) -> Process {
+    let port = port.to_string();
+    spawn(
+        env,
+        log,
+        &["coordinator", "--data", data, "--scheduler-port", &port],
+    )
 }
 
 fn spawn(env: &[(String, String)], log: &Path, args: &[&str]) -> Process {
