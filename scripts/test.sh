@@ -7,5 +7,8 @@ scripts/install-garage.sh
 scripts/setup-python.sh
 export LENDFUSION_PYTHON="${LENDFUSION_TOOLS:-$HOME/.cache/lendfusion-tools}/venv/bin/python"
 export LENDFUSION_GARAGE_BIN="${LENDFUSION_TOOLS:-$HOME/.cache/lendfusion-tools}/garage/bin/garage"
+# The cluster tests start `lendfusion coordinator` / `lendfusion worker` processes: build the
+# binary first (cargo test builds it too, but this makes the dependency explicit).
+cargo build --locked -p lendfusion
 # Two cores: one test thread per core keeps the Garage test and the panels from starving.
 cargo test --workspace --locked --no-fail-fast -- --test-threads=2
