@@ -178,7 +178,12 @@ fn may_be_file_error(err: &DataFusionError) -> bool {
         DataFusionError::ObjectStore(_) => false,
         other => {
             let text = other.to_string();
-            text.contains(SCHEMA_MISMATCH) || text.contains("Parquet") || text.contains("parquet")
+            // On a cluster the worker's error arrives as the text of a failed job.
+            text.contains(SCHEMA_MISMATCH)
+                || text.contains("Parquet")
+                || text.contains("parquet")
+                || text.contains("ArrowError")
+                || text.contains("non-nullable")
         }
     }
 }

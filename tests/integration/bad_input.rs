@@ -61,7 +61,17 @@ async fn truncated_parquet_file_is_named() {
 #[tokio::test]
 async fn file_missing_a_column_is_named() {
     let (_dir, root) = broken_copy().await;
-    // A lending file for a new month without `fee_bps` (and so without most columns).
+    add_file_without_fee(&root);
+    let err = error_of(&root, "SELECT sum(fee_bps) FROM lending").await;
+    assert!(
+        err.contains("lending/month=2022-01/part-00000.parquet"),
+        "{err}"
+    );
+    assert!(err.contains("missing column `fee_bps`"), "{err}");
+}
+
+/// A lending file for a new month without `fee_bps` (and so without most columns).
+fn add_file_without_fee(root: &std::path::Path) {
     let schema = Arc::new(Schema::new(vec![
         Field::new("date", DataType::Date32, false),
         Field::new("security_id", DataType::Utf8, false),
@@ -79,13 +89,29 @@ async fn file_missing_a_column_is_named() {
     let mut writer = parquet::arrow::ArrowWriter::try_new(file, schema, None).expect("writer");
     writer.write(&batch).expect("write");
     writer.close().expect("close");
+}
 
-    let err = error_of(&root, "SELECT sum(fee_bps) FROM lending").await;
+/// On a cluster the file is read by a worker; the client still names it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_bad_file_is_named_on_a_cluster_too() {
+    let (_dir, root) = broken_copy().await;
+    add_file_without_fee(&root);
+    let config = lendfusion_core::LendfusionConfig {
+        data: Some(root.display().to_string()),
+        ..Default::default()
+    };
+    let cluster = lendfusion_coordinator::EmbeddedCluster::start(&config, 1)
+        .await
+        .expect("cluster");
+    let client = cluster.client().await.expect("client");
+    let err = lendfusion_core::query::collect_sql(&client, "SELECT sum(fee_bps) FROM lending")
+        .await
+        .expect_err("a bad file");
+    let text = err.to_string();
     assert!(
-        err.contains("lending/month=2022-01/part-00000.parquet"),
-        "{err}"
+        text.contains("lending/month=2022-01/part-00000.parquet"),
+        "{text}"
     );
-    assert!(err.contains("missing column `fee_bps`"), "{err}");
 }
 
 #[tokio::test]
