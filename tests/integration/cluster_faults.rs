@@ -60,6 +60,22 @@ async fn run_on(cluster: &ProcessCluster, root: &Path, query: &str) -> Vec<Recor
     }
 }
 
+/// Submit `query` from a task of its own; it yields the result and how long it took.
+async fn start_query(
+    cluster: &ProcessCluster,
+    root: &Path,
+    query: &'static str,
+) -> tokio::task::JoinHandle<(datafusion::error::Result<Vec<RecordBatch>>, Duration)> {
+    let client = cluster_client_context(&client_config(root), &cluster.url())
+        .await
+        .expect("client");
+    tokio::spawn(async move {
+        let started = Instant::now();
+        let result = lendfusion_core::query::collect_sql(&client, query).await;
+        (result, started.elapsed())
+    })
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_worker_killed_mid_query_changes_nothing() {
     let root = fault_panel().await;
@@ -80,14 +96,7 @@ async fn a_worker_killed_mid_query_changes_nothing() {
         let victim = cluster.workers.len() - 1 - (round as usize % 2);
         // Kill at 15 %, 30 %, ... 75 % of the undisturbed run.
         let delay = span.mul_f64(0.15 * f64::from(round + 1));
-        let client = cluster_client_context(&client_config(root), &cluster.url())
-            .await
-            .expect("client");
-        let query = tokio::spawn(async move {
-            let started = Instant::now();
-            let result = lendfusion_core::query::collect_sql(&client, MULTI_STAGE).await;
-            (result, started.elapsed())
-        });
+        let query = start_query(&cluster, root, MULTI_STAGE).await;
         tokio::time::sleep(delay).await;
         cluster.workers[victim].kill();
         let (result, took) = query.await.expect("query task");
@@ -157,19 +166,13 @@ async fn late_workers_join_and_no_workers_is_a_clear_error() {
 
     // Every worker killed mid-query: a clear error within the grace period, never a hang
     // or a partial answer.
-    let client = cluster_client_context(&client_config(root), &cluster.url())
-        .await
-        .expect("client");
-    let running =
-        tokio::spawn(
-            async move { lendfusion_core::query::collect_sql(&client, MULTI_STAGE).await },
-        );
+    let running = start_query(&cluster, root, MULTI_STAGE).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     let killed = Instant::now();
     for worker in &mut cluster.workers {
         worker.kill();
     }
-    let outcome = tokio::time::timeout(Duration::from_secs(60), running)
+    let (outcome, _) = tokio::time::timeout(Duration::from_secs(60), running)
         .await
         .expect("the query must end, not hang")
         .expect("query task");
@@ -319,16 +322,10 @@ async fn coordinator_restart_fails_in_flight_queries_and_workers_rejoin() {
     let mut cluster = ProcessCluster::start(&data, 2, &min_workers(2));
     wait_ready(&cluster.url(), Duration::from_secs(60)).await;
 
-    let client = cluster_client_context(&client_config(root), &cluster.url())
-        .await
-        .expect("client");
-    let running =
-        tokio::spawn(
-            async move { lendfusion_core::query::collect_sql(&client, MULTI_STAGE).await },
-        );
+    let running = start_query(&cluster, root, MULTI_STAGE).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     cluster.coordinator.kill();
-    let outcome = tokio::time::timeout(Duration::from_secs(60), running)
+    let (outcome, _) = tokio::time::timeout(Duration::from_secs(60), running)
         .await
         .expect("the query must end, not hang")
         .expect("query task");
