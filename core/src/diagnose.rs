@@ -179,11 +179,12 @@ fn may_be_file_error(err: &DataFusionError) -> bool {
         other => {
             let text = other.to_string();
             // On a cluster the worker's error arrives as the text of a failed job.
+            let lower = text.to_ascii_lowercase();
             text.contains(SCHEMA_MISMATCH)
-                || text.contains("Parquet")
-                || text.contains("parquet")
+                || lower.contains("parquet")
                 || text.contains("ArrowError")
-                || text.contains("non-nullable")
+                || lower.contains("non-nullable")
+                || lower.contains("physical schema")
         }
     }
 }

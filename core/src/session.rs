@@ -40,7 +40,13 @@ pub fn session_config(config: &LendfusionConfig) -> SessionConfig {
     if let Some(root) = &config.data {
         options.data_root = root.clone();
     }
+    // No file statistics at planning: DataFusion would answer `count(col)` and `min`/`max` from
+    // them without reading a file, and the statistics of a file that lacks a column say "all
+    // NULL" — a silent wrong answer where reading the file reports it (see strict_adapter).
+    // Statistics are also cached per table on a long-running coordinator, so they could go
+    // stale when files are replaced. Row groups are still pruned from footers at read time.
     let mut session = SessionConfig::new()
+        .with_collect_statistics(false)
         .with_information_schema(true)
         .with_batch_size(config.execution.batch_size.max(1))
         .with_option_extension(options);
