@@ -112,14 +112,21 @@ async fn a_bad_file_is_named_on_a_cluster_too() {
         .await
         .expect("cluster");
     let client = cluster.client().await.expect("client");
-    let err = lendfusion_core::query::collect_sql(&client, "SELECT sum(fee_bps) FROM lending")
-        .await
-        .expect_err("a bad file");
-    let text = err.to_string();
-    assert!(
-        text.contains("lending/month=2022-01/part-00000.parquet"),
-        "{text}"
-    );
+    // A missing non-nullable column, and a missing nullable one (`dcbs`), which the worker
+    // would otherwise read as NULLs.
+    for query in [
+        "SELECT sum(fee_bps) FROM lending",
+        "SELECT count(dcbs) FROM lending",
+    ] {
+        let err = lendfusion_core::query::collect_sql(&client, query)
+            .await
+            .expect_err("a bad file");
+        let text = err.to_string();
+        assert!(
+            text.contains("lending/month=2022-01/part-00000.parquet"),
+            "{query}: {text}"
+        );
+    }
 }
 
 #[tokio::test]

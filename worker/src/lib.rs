@@ -6,6 +6,8 @@
 //! over Arrow Flight on its data port. It heartbeats to the coordinator; a worker that stops
 //! heartbeating is declared lost and its work is recomputed elsewhere.
 
+pub mod engine;
+
 use std::net::TcpListener;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -110,6 +112,10 @@ impl Worker {
             override_logical_codec: Some(Arc::new(
                 lendfusion_core::codec::LendfusionLogicalCodec::default(),
             )),
+            // Ballista's engine with the strict file-schema check put back on file scans.
+            // (Ballista's pooled shuffle client is private to its own engine; without the
+            // pool each shuffle fetch opens its own connection.)
+            override_execution_engine: Some(Arc::new(engine::StrictScanEngine::default())),
             ..Default::default()
         };
         Ok(Self {
