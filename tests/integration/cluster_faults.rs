@@ -84,18 +84,27 @@ async fn a_worker_killed_mid_query_changes_nothing() {
     let mut cluster = ProcessCluster::start(&data, 2, &min_workers(2));
     wait_ready(&cluster.url(), Duration::from_secs(60)).await;
 
-    // How long the query takes undisturbed, to aim the kills inside it.
-    let started = Instant::now();
-    let undisturbed = run_on(&cluster, root, MULTI_STAGE).await;
-    let span = started.elapsed();
-    assert_same_results("undisturbed", &expected, &undisturbed);
+    // How long the query takes undisturbed (the faster of two runs: the first is cold), to
+    // aim the kills inside it.
+    let mut span = Duration::MAX;
+    for _ in 0..2 {
+        let started = Instant::now();
+        let undisturbed = run_on(&cluster, root, MULTI_STAGE).await;
+        span = span.min(started.elapsed());
+        assert_same_results("undisturbed", &expected, &undisturbed);
+    }
 
     let mut recovered = 0;
     for round in 0..5u32 {
         wait_ready(&cluster.url(), Duration::from_secs(60)).await;
         let victim = cluster.workers.len() - 1 - (round as usize % 2);
-        // Kill at 15 %, 30 %, ... 75 % of the undisturbed run.
-        let delay = span.mul_f64(0.15 * f64::from(round + 1));
+        // Kill at 10 %, 20 %, ... 50 % of the undisturbed run.
+        let delay = span.mul_f64(0.1 * f64::from(round + 1));
+        let resets_before = cluster
+            .coordinator
+            .log_text()
+            .matches("on lost Executor")
+            .count();
         let query = start_query(&cluster, root, MULTI_STAGE).await;
         tokio::time::sleep(delay).await;
         cluster.workers[victim].kill();
@@ -107,7 +116,14 @@ async fn a_worker_killed_mid_query_changes_nothing() {
             )
         });
         assert_same_results(&format!("round {round}"), &expected, &batches);
-        if took > span + Duration::from_secs(2) {
+        // Evidence that the kill hit work the query still needed: the coordinator reset tasks
+        // on the lost worker, or the query waited for the loss to be detected.
+        let resets = cluster
+            .coordinator
+            .log_text()
+            .matches("on lost Executor")
+            .count();
+        if resets > resets_before || took > span + Duration::from_secs(2) {
             recovered += 1;
         }
         // The killed worker's replacement joins the running cluster.
@@ -115,7 +131,7 @@ async fn a_worker_killed_mid_query_changes_nothing() {
         cluster.add_worker();
     }
     // At least one kill landed while the lost worker's tasks or shuffle data were needed
-    // (the query then waited for the loss to be detected and re-ran that work).
+    // (the coordinator then re-ran that work on the survivor).
     assert!(
         recovered >= 1,
         "no kill interrupted the query; nothing was tested\n{}",
