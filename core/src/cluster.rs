@@ -177,16 +177,18 @@ pub fn coordinator_connection_lost(
         .get::<ballista_core::config::BallistaConfig>()
         .is_some();
     let text = err.to_string();
+    let lower = text.to_ascii_lowercase();
     let broken = [
         "h2 protocol error",
         "tcp connect error",
         "transport error",
         "broken pipe",
-        "Connection refused",
+        "brokenpipe",
+        "connection refused",
         "connection reset",
     ]
     .iter()
-    .any(|p| text.contains(p));
+    .any(|p| lower.contains(p));
     (on_cluster && broken && !text.contains("Job ")).then(|| {
         LendfusionError::Cluster(format!(
             "lost the connection to the coordinator (it stopped or restarted; a query in flight \

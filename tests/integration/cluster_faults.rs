@@ -286,12 +286,19 @@ async fn memory_limits_spill_or_fail_clearly() {
     let data = root.display().to_string();
     let expected = sql(&local_session(root).await, BIG_SORT).await;
 
-    // 48 MiB for two task slots, against ~60 MiB of joined rows: the sort spills to disk.
+    // One task slot with 48 MiB, against ~75 MiB of joined rows to sort in one partition: the
+    // sort spills to disk.
     let limit = |mb: &str| {
-        vec![(
-            "LENDFUSION_CLUSTER__WORKER_MEMORY_MB".to_string(),
-            mb.to_string(),
-        )]
+        vec![
+            (
+                "LENDFUSION_CLUSTER__WORKER_MEMORY_MB".to_string(),
+                mb.to_string(),
+            ),
+            (
+                "LENDFUSION_CLUSTER__WORKER_SLOTS".to_string(),
+                "1".to_string(),
+            ),
+        ]
     };
     let cluster = ProcessCluster::start(&data, 1, &limit("48"));
     wait_ready(&cluster.url(), Duration::from_secs(60)).await;
@@ -302,16 +309,16 @@ async fn memory_limits_spill_or_fail_clearly() {
     );
     drop(cluster);
 
-    // 12 MiB cannot even hold the sort's merge reservation: a clear resources error, and the
+    // 8 MiB cannot even hold the sort's 10 MiB merge reservation: a clear resources error, and the
     // worker lives on to answer the next query.
-    let mut cluster = ProcessCluster::start(&data, 1, &limit("12"));
+    let mut cluster = ProcessCluster::start(&data, 1, &limit("8"));
     wait_ready(&cluster.url(), Duration::from_secs(60)).await;
     let client = cluster_client_context(&client_config(root), &cluster.url())
         .await
         .expect("client");
     let err = lendfusion_core::query::collect_sql(&client, BIG_SORT)
         .await
-        .expect_err("12 MiB is not enough");
+        .expect_err("8 MiB is not enough");
     let text = err.to_string();
     assert!(
         text.contains("memory") || text.contains("Resources exhausted"),

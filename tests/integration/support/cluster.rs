@@ -87,17 +87,17 @@ pub struct ProcessCluster {
 }
 
 impl ProcessCluster {
-    /// Start a coordinator on `data` and `workers` workers; `env` adds to the test intervals
-    /// (S3 credentials, for example).
-    pub fn start(data: &str, workers: usize, env: &[(String, String)]) -> Self {
+    /// Start a coordinator on `data` and `workers` workers; `env_overrides` adds to (and
+    /// overrides) the test intervals: S3 credentials, memory limits.
+    pub fn start(data: &str, workers: usize, env_overrides: &[(String, String)]) -> Self {
         let logs = tempfile::tempdir().expect("log dir");
         let scheduler_port = free_port();
-        let mut env: Vec<(String, String)> = env.to_vec();
-        env.extend(
-            TEST_CLUSTER_ENV
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string())),
-        );
+        // The test intervals first, so that `env` can override them.
+        let mut env: Vec<(String, String)> = TEST_CLUSTER_ENV
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        env.extend_from_slice(env_overrides);
         let coordinator = spawn_coordinator(
             &env,
             &logs.path().join("coordinator.log"),
