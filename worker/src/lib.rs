@@ -19,7 +19,9 @@ use lendfusion_core::cluster::{
 };
 use lendfusion_core::{LendfusionConfig, LendfusionError};
 
-/// How long a worker keeps trying to reach a coordinator that is not up yet.
+/// Makes a worker retry (every 500 ms) to reach a coordinator that is not up yet instead of
+/// exiting at once. Ballista 55 measures this timeout against a clock that never advances, so
+/// in practice the worker retries until the coordinator answers.
 pub const CONNECT_TIMEOUT_SECONDS: u16 = 600;
 
 /// A worker ready to start: its executor settings and the work folder it owns.
