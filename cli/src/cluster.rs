@@ -45,8 +45,8 @@ pub struct WorkerArgs {
     /// Task slots (0 = one per core).
     #[arg(long)]
     slots: Option<usize>,
-    /// Memory limit for queries in MiB (0 = 70 % of the machine); beyond it operators spill or
-    /// the query fails with a resources-exhausted error.
+    /// Memory limit for queries in MiB (0 = 70 % of the machine); beyond it sorts and
+    /// aggregations spill, other accounted operators fail with a resources-exhausted error.
     #[arg(long)]
     memory_mb: Option<u64>,
     /// Folder for shuffle files and spills (default: a temporary folder).

@@ -121,9 +121,10 @@ pub struct ClusterSettings {
     pub worker_task_port: u16,
     /// Task slots per worker (0 = one per core).
     pub worker_slots: usize,
-    /// Memory a worker's queries may use, in MiB (0 = 70 % of the machine's memory). Operators
-    /// that can spill (sorts, aggregations, joins) spill to disk beyond it; others fail with a
-    /// resources-exhausted error instead of the process being killed.
+    /// Memory a worker's queries may use, in MiB (0 = 70 % of the machine's memory), as
+    /// DataFusion accounts it: sorts and aggregations spill to disk beyond it, other accounted
+    /// operators fail with a resources-exhausted error instead of the process being killed.
+    /// Window operators do not account their buffered partition.
     pub worker_memory_mb: u64,
     /// Folder for a worker's shuffle files and spills (default: a temporary folder).
     pub work_dir: Option<String>,
