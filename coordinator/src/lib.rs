@@ -122,13 +122,7 @@ impl Coordinator {
 
     /// Workers registered with the coordinator (alive or not yet expired).
     pub async fn worker_count(&self) -> usize {
-        self.scheduler
-            .state
-            .executor_manager
-            .get_executors_state()
-            .await
-            .map(|s| s.len())
-            .unwrap_or(0)
+        registered_workers(&self.scheduler).await
     }
 
     /// Whether at least `cluster.min_workers` workers are alive.
@@ -163,13 +157,7 @@ impl Coordinator {
         tokio::spawn(async move {
             let mut last = usize::MAX;
             loop {
-                let now = scheduler
-                    .state
-                    .executor_manager
-                    .get_executors_state()
-                    .await
-                    .map(|s| s.len())
-                    .unwrap_or(0);
+                let now = registered_workers(&scheduler).await;
                 if now != last {
                     tracing::info!(workers = now, "registered workers");
                     last = now;
@@ -191,6 +179,17 @@ impl Drop for Coordinator {
     fn drop(&mut self) {
         self.service.abort();
     }
+}
+
+/// Workers registered with `scheduler` (alive or not yet expired).
+async fn registered_workers(scheduler: &Scheduler) -> usize {
+    scheduler
+        .state
+        .executor_manager
+        .get_executors_state()
+        .await
+        .map(|s| s.len())
+        .unwrap_or(0)
 }
 
 fn cluster_error(e: ballista_core::error::BallistaError) -> LendfusionError {

@@ -200,6 +200,12 @@ pub fn coordinator_connection_lost(
 
 /// `host:port`, `http://host:port` or `grpc://host:port` as the URL Ballista's client takes.
 pub fn scheduler_url(address: &str) -> Result<String> {
+    let (host, port) = coordinator_address(address)?;
+    Ok(format!("http://{host}:{port}"))
+}
+
+/// The host and port of a coordinator address (`host:port`, `http://` or `grpc://` prefixed).
+pub fn coordinator_address(address: &str) -> Result<(String, u16)> {
     let trimmed = address.trim();
     let rest = trimmed
         .strip_prefix("grpc://")
@@ -220,7 +226,7 @@ pub fn scheduler_url(address: &str) -> Result<String> {
             "coordinator address {address:?} has no host"
         )));
     }
-    Ok(format!("http://{host}:{port}"))
+    Ok((host.to_string(), port))
 }
 
 #[cfg(test)]

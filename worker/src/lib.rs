@@ -15,7 +15,7 @@ use std::sync::Arc;
 use ballista_core::config::TaskSchedulingPolicy;
 use ballista_executor::executor_process::{ExecutorProcessConfig, start_executor_process};
 use lendfusion_core::cluster::{
-    WorkerRuntime, cluster_session_config, scheduler_url, worker_function_registry,
+    WorkerRuntime, cluster_session_config, coordinator_address, worker_function_registry,
 };
 use lendfusion_core::{LendfusionConfig, LendfusionError};
 
@@ -53,14 +53,7 @@ impl Worker {
     ) -> Result<Self, LendfusionError> {
         let cluster = &config.cluster;
         cluster.validate()?;
-        let url = scheduler_url(coordinator)?;
-        let (host, port) = url
-            .trim_start_matches("http://")
-            .rsplit_once(':')
-            .ok_or_else(|| LendfusionError::Config(format!("bad coordinator {coordinator}")))?;
-        let scheduler_port: u16 = port.parse().map_err(|_| {
-            LendfusionError::Config(format!("bad coordinator port in {coordinator}"))
-        })?;
+        let (host, scheduler_port) = coordinator_address(coordinator)?;
 
         let (temp_dir, work_dir) = match &cluster.work_dir {
             Some(dir) => {
@@ -97,7 +90,7 @@ impl Worker {
             external_host: Some(external_host.clone()),
             port: data_port,
             grpc_port: task_port,
-            scheduler_host: host.to_string(),
+            scheduler_host: host,
             scheduler_port,
             scheduler_connect_timeout_seconds: CONNECT_TIMEOUT_SECONDS,
             vcores: cluster.worker_slots,
