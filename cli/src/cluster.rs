@@ -16,12 +16,28 @@ pub struct CoordinatorArgs {
     /// (default: `data` from the config or LENDFUSION_DATA).
     #[arg(long)]
     data: Option<String>,
-    /// Client port (Arrow Flight SQL; served once the Flight front door lands).
+    /// Client port: Arrow Flight SQL and lendfusion's Flight commands (default 50050).
     #[arg(long)]
     port: Option<u16>,
-    /// Internal scheduler port that workers (and, for now, `sql --coordinator`) connect to.
+    /// Internal scheduler port that workers connect to (default 50051); keep it private.
     #[arg(long)]
     scheduler_port: Option<u16>,
+    /// File of API keys clients may send as `authorization: Bearer <key>`, one per line.
+    #[arg(long, value_name = "FILE")]
+    api_keys: Option<String>,
+    /// Serve the client port without authentication (a warning is logged).
+    #[arg(long)]
+    no_auth: bool,
+    /// PEM certificate chain: serve the client port over TLS (with --tls-key).
+    #[arg(long, value_name = "FILE")]
+    tls_cert: Option<String>,
+    /// PEM private key for --tls-cert.
+    #[arg(long, value_name = "FILE")]
+    tls_key: Option<String>,
+    /// Let clients run statements that write or change the server (CREATE EXTERNAL TABLE,
+    /// COPY, SET, DDL): for administrators on a private network only.
+    #[arg(long)]
+    allow_writes: bool,
     /// Address to bind (default 127.0.0.1; 0.0.0.0 for every interface).
     #[arg(long)]
     bind_host: Option<String>,
@@ -73,13 +89,35 @@ pub async fn run_coordinator(args: CoordinatorArgs, mut config: LendfusionConfig
     set(&mut cluster.scheduler_port, args.scheduler_port);
     set(&mut cluster.bind_host, args.bind_host);
     set(&mut cluster.external_host, args.external_host.map(Some));
+    set(&mut config.auth.api_keys_file, args.api_keys.map(Some));
+    config.auth.disabled |= args.no_auth;
+    set(&mut config.server.tls_cert, args.tls_cert.map(Some));
+    set(&mut config.server.tls_key, args.tls_key.map(Some));
+    config.server.allow_writes |= args.allow_writes;
     config.data_root()?;
     let host = config.cluster.bind_host.clone();
-    let coordinator = Coordinator::bind(&config, &host, config.cluster.scheduler_port).await?;
+    // Check the client port's settings before anything listens.
+    config.server.validate()?;
+    config.auth.validate()?;
+    let client_listener = tokio::net::TcpListener::bind((host.as_str(), config.cluster.port))
+        .await
+        .map_err(|e| format!("cannot listen on {host}:{}: {e}", config.cluster.port))?;
+    let mut coordinator =
+        Coordinator::bind(&config, &host, config.cluster.scheduler_port).await?;
+    let client = coordinator
+        .open_client_port(&config, client_listener)
+        .await?;
     let _watch = coordinator.log_worker_changes();
+    let scheme = if config.server.tls_files()?.is_some() {
+        "grpc+tls"
+    } else {
+        "grpc"
+    };
     eprintln!(
-        "lendfusion coordinator: data {} — workers connect to {}:{}",
+        "lendfusion coordinator: data {} — clients connect to {scheme}://{}:{}, workers to {}:{}",
         config.data.as_deref().unwrap_or_default(),
+        config.cluster.advertised_host(),
+        client.port(),
         config.cluster.advertised_host(),
         coordinator.address().port()
     );
@@ -111,6 +149,26 @@ pub async fn run_worker(args: WorkerArgs, mut config: LendfusionConfig) -> CliRe
         worker.work_dir.display()
     );
     worker.run().await?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Options of `lendfusion hash-password`.
+#[derive(Debug, Args)]
+pub struct HashPasswordArgs {}
+
+/// Read a password from stdin and print its Argon2id hash for `[[auth.users]]`.
+pub fn run_hash_password(_args: HashPasswordArgs) -> CliResult {
+    use std::io::{BufRead, IsTerminal};
+    if std::io::stdin().is_terminal() {
+        eprint!("password: ");
+    }
+    let mut line = String::new();
+    std::io::stdin().lock().read_line(&mut line)?;
+    let password = line.trim_end_matches(['\r', '\n']);
+    if password.is_empty() {
+        return Err("empty password".into());
+    }
+    println!("{}", lendfusion_coordinator::hash_password(password)?);
     Ok(ExitCode::SUCCESS)
 }
 

@@ -32,6 +32,8 @@ enum Command {
     Coordinator(cluster::CoordinatorArgs),
     /// The worker role: registers with a coordinator and runs its tasks.
     Worker(cluster::WorkerArgs),
+    /// Print the Argon2id hash of a password read from stdin, for `[[auth.users]]`.
+    HashPassword(cluster::HashPasswordArgs),
 }
 
 fn init_logging(server: bool) {
@@ -76,6 +78,7 @@ fn main() -> ExitCode {
             Command::Sql(args) => sql::run(args, config).await,
             Command::Coordinator(args) => cluster::run_coordinator(args, config).await,
             Command::Worker(args) => cluster::run_worker(args, config).await,
+            Command::HashPassword(args) => cluster::run_hash_password(args),
         }
     });
     match result {

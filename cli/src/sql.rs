@@ -1,12 +1,14 @@
-//! `lendfusion sql`: one statement, or an interactive shell, on an embedded session.
+//! `lendfusion sql`: one statement, or an interactive shell, on an embedded session or
+//! through a coordinator's Flight SQL port.
 
 use std::io::{IsTerminal, Read, Write};
 use std::process::ExitCode;
-use std::time::Duration;
 
 use clap::Args;
+use datafusion::error::DataFusionError;
+use datafusion::execution::SendableRecordBatchStream;
 use datafusion::execution::context::SessionContext;
-use lendfusion_core::cluster::{cluster_client_context, scheduler_url, wait_until_ready};
+use lendfusion_coordinator::client::{ClientOptions, FlightSqlConnection, RemoteError};
 use lendfusion_core::diagnose::explain_error;
 use lendfusion_core::query::stream_sql;
 use lendfusion_core::{LendfusionConfig, session_context};
@@ -21,10 +23,18 @@ pub struct SqlArgs {
     /// (default: `data` from the config or LENDFUSION_DATA).
     #[arg(long)]
     data: Option<String>,
-    /// Run on a cluster: the coordinator's scheduler address (grpc://HOST:PORT). The query is
-    /// planned here against --data, so this machine needs access to the dataset too.
-    #[arg(long)]
+    /// Run through a coordinator's Flight SQL port: grpc://HOST:PORT, or grpc+tls://HOST:PORT.
+    #[arg(long, conflicts_with = "data")]
     coordinator: Option<String>,
+    /// Bearer token for --coordinator (an API key or a handshake token).
+    #[arg(long, env = "LENDFUSION_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+    /// Log in to --coordinator as this user (password from LENDFUSION_PASSWORD).
+    #[arg(long)]
+    user: Option<String>,
+    /// PEM CA certificate that signed the coordinator's TLS certificate.
+    #[arg(long, value_name = "FILE")]
+    tls_ca: Option<std::path::PathBuf>,
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Table)]
     format: Format,
@@ -32,22 +42,59 @@ pub struct SqlArgs {
     statement: Option<String>,
 }
 
+/// Where statements run.
+enum Backend {
+    /// An embedded session on the dataset.
+    Embedded(SessionContext),
+    /// A coordinator's Flight SQL port.
+    Remote(FlightSqlConnection),
+}
+
+impl Backend {
+    async fn stream(&self, sql: &str) -> Result<SendableRecordBatchStream, DataFusionError> {
+        match self {
+            Backend::Embedded(ctx) => stream_sql(ctx, sql).await,
+            Backend::Remote(connection) => connection.query(sql).await,
+        }
+    }
+
+    async fn explain(&self, e: DataFusionError) -> DataFusionError {
+        match self {
+            Backend::Embedded(ctx) => explain_error(ctx, e).await,
+            Backend::Remote(_) => e,
+        }
+    }
+}
+
 pub async fn run(args: SqlArgs, mut config: LendfusionConfig) -> CliResult {
     if let Some(data) = args.data {
         config.data = Some(data);
     }
     let ctx = match &args.coordinator {
-        Some(address) => {
-            config.data_root().map_err(|_| {
-                "with --coordinator, also pass --data URL (or LENDFUSION_DATA): the client plans \
-                 the query against the dataset the coordinator serves"
-            })?;
-            let url = scheduler_url(address)?;
-            let grace = Duration::from_secs(config.cluster.no_workers_grace_seconds);
-            wait_until_ready(&url, grace).await?;
-            cluster_client_context(&config, &url).await?
+        Some(url) => {
+            let tls_ca = match &args.tls_ca {
+                Some(path) => Some(std::fs::read(path).map_err(|e| {
+                    format!("cannot read the CA certificate {}: {e}", path.display())
+                })?),
+                None => None,
+            };
+            let user = match args.user {
+                Some(user) => {
+                    let password = std::env::var("LENDFUSION_PASSWORD")
+                        .map_err(|_| "--user needs the password in LENDFUSION_PASSWORD")?;
+                    Some((user, password))
+                }
+                None => None,
+            };
+            let options = ClientOptions {
+                url: url.clone(),
+                token: args.token.clone(),
+                user,
+                tls_ca,
+            };
+            Backend::Remote(FlightSqlConnection::connect(&options).await?)
         }
-        None => session_context(&config).await?,
+        None => Backend::Embedded(session_context(&config).await?),
     };
     match args.statement {
         Some(statement) => {
@@ -68,17 +115,25 @@ pub async fn run(args: SqlArgs, mut config: LendfusionConfig) -> CliResult {
 
 /// Run one statement and print its result on stdout.
 async fn run_statement(
-    ctx: &SessionContext,
+    ctx: &Backend,
     statement: &str,
     format: Format,
 ) -> Result<usize, Box<dyn std::error::Error + Send + Sync>> {
-    let stream = stream_sql(ctx, statement).await?;
+    let stream = ctx.stream(statement).await.map_err(remote_message)?;
     let stdout = std::io::stdout();
     let mut lock = stdout.lock();
     match print_stream(stream, format, &mut lock).await {
         Ok(rows) => Ok(rows),
-        Err(PrintError::Query(e)) => Err(Box::new(explain_error(ctx, e).await)),
+        Err(PrintError::Query(e)) => Err(remote_message(ctx.explain(e).await)),
         Err(e) => Err(Box::new(e)),
+    }
+}
+
+/// A server's error as the server phrased it (with its gRPC code), others as they are.
+fn remote_message(e: DataFusionError) -> Box<dyn std::error::Error + Send + Sync> {
+    match e {
+        DataFusionError::External(inner) if inner.is::<RemoteError>() => inner,
+        other => Box::new(other),
     }
 }
 
@@ -122,7 +177,7 @@ fn split_statements(script: &str) -> Vec<String> {
 }
 
 /// The interactive shell: statements end with `;`, `\q` quits, `\dt` lists tables.
-async fn shell(ctx: &SessionContext, format: Format) -> CliResult {
+async fn shell(ctx: &Backend, format: Format) -> CliResult {
     let mut editor = rustyline::DefaultEditor::new()?;
     let history =
         std::env::var_os("HOME").map(|h| std::path::PathBuf::from(h).join(".lendfusion_history"));

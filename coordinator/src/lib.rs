@@ -9,7 +9,9 @@
 //!
 //! [`EmbeddedCluster`] runs a coordinator and N workers in one process over loopback.
 
+pub mod client;
 mod embedded;
+mod front_door;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -27,6 +29,7 @@ use lendfusion_core::{LendfusionConfig, LendfusionError};
 use tokio::task::JoinHandle;
 
 pub use embedded::EmbeddedCluster;
+pub use front_door::{FrontDoor, hash_password};
 
 type Scheduler = SchedulerServer<LogicalPlanNode, PhysicalPlanNode>;
 
@@ -35,6 +38,7 @@ pub struct Coordinator {
     scheduler: Scheduler,
     address: SocketAddr,
     service: JoinHandle<()>,
+    front_door: Option<FrontDoor>,
 }
 
 impl std::fmt::Debug for Coordinator {
@@ -63,7 +67,10 @@ impl Coordinator {
             bind_port: address.port(),
             external_host: cluster.advertised_host(),
             scheduling_policy: TaskSchedulingPolicy::PushStaged,
-            finished_job_data_clean_up_interval_seconds: cluster.finished_job_cleanup_seconds,
+            // A finished result must outlive its tickets.
+            finished_job_data_clean_up_interval_seconds: cluster
+                .finished_job_cleanup_seconds
+                .max(config.server.result_ttl_seconds),
             executor_timeout_seconds: cluster.worker_timeout_seconds,
             expire_dead_executor_interval_seconds: cluster.worker_check_interval_seconds,
             no_executors_grace_period_seconds: cluster.no_workers_grace_seconds,
@@ -93,7 +100,26 @@ impl Coordinator {
             scheduler,
             address,
             service,
+            front_door: None,
         })
+    }
+
+    /// Serve clients (Flight SQL, lendfusion commands) on `listener`, with the auth, TLS and
+    /// limits of `config`.
+    pub async fn open_client_port(
+        &mut self,
+        config: &LendfusionConfig,
+        listener: tokio::net::TcpListener,
+    ) -> Result<SocketAddr, LendfusionError> {
+        let door = FrontDoor::start(config, self.scheduler.clone(), listener).await?;
+        let address = door.address();
+        self.front_door = Some(door);
+        Ok(address)
+    }
+
+    /// The client port, once open.
+    pub fn client_address(&self) -> Option<SocketAddr> {
+        self.front_door.as_ref().map(FrontDoor::address)
     }
 
     /// Bind `host:port` and start.

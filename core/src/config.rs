@@ -16,6 +16,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{LendfusionError, Result};
+pub use crate::server_config::{AuthSettings, ServerSettings, UserEntry};
 
 /// Prefix of every lendfusion environment variable.
 pub const ENV_PREFIX: &str = "LENDFUSION_";
@@ -225,10 +226,22 @@ pub struct LendfusionConfig {
     pub execution: ExecutionSettings,
     /// Cluster settings (coordinator and workers).
     pub cluster: ClusterSettings,
+    /// The coordinator's client port: TLS and query limits.
+    pub server: ServerSettings,
+    /// Who may call the client port.
+    pub auth: AuthSettings,
 }
 
 /// Top-level keys of [`LendfusionConfig`]: the `LENDFUSION_*` variables that configure.
-pub const TOP_LEVEL_KEYS: [&str; 5] = ["data", "layout", "s3", "execution", "cluster"];
+pub const TOP_LEVEL_KEYS: [&str; 7] = [
+    "data",
+    "layout",
+    "s3",
+    "execution",
+    "cluster",
+    "server",
+    "auth",
+];
 
 /// AWS SDK environment variables and the `s3.*` key each one sets, in priority order
 /// (a variable earlier in the list wins over a later one for the same key).

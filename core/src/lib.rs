@@ -6,14 +6,17 @@ pub mod codec;
 pub mod config;
 pub mod diagnose;
 pub mod error;
+pub mod factors;
 pub mod object_stores;
 pub mod query;
 pub mod schema;
+pub mod server_config;
 pub mod session;
 pub mod strict_adapter;
 pub mod tables;
 pub mod views;
 
 pub use config::{Layout, LendfusionConfig, S3Settings};
+pub use server_config::{AuthSettings, ServerSettings, UserEntry};
 pub use error::{LendfusionError, Result};
 pub use session::{session_config, session_context, session_context_with, session_state};

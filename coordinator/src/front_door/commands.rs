@@ -1,0 +1,140 @@
+//! lendfusion's own Flight commands and actions (messages in `proto/lendfusion.proto`).
+
+use arrow_flight::sql::Any;
+use datafusion::prelude::SessionContext;
+use lendfusion_core::factors::{PanelFactor, PanelRequest, builtin_factors, panel_sql};
+use lendfusion_proto as pb;
+use prost::Message;
+use tonic::Status;
+
+use super::statements::status_of;
+
+/// Action names, with what each returns.
+pub const ACTIONS: [(&str, &str); 3] = [
+    (
+        "list-functions",
+        "every lendfusion SQL function and built-in factor (lendfusion.v1.FunctionList)",
+    ),
+    (
+        "list-tables",
+        "the tables and views with their columns (lendfusion.v1.TableList)",
+    ),
+    (
+        "health",
+        "status, live workers and version (lendfusion.v1.Health)",
+    ),
+];
+
+/// A command of ours, decoded from a Flight descriptor's `Any`.
+#[derive(Debug)]
+pub enum Command {
+    /// A factor panel.
+    FactorPanel(pb::FactorPanel),
+    /// A factor report.
+    FactorReport(pb::FactorReport),
+}
+
+impl Command {
+    /// Decode `any` if it is one of our commands.
+    pub fn decode(any: &Any) -> Result<Option<Self>, Status> {
+        let bad = |e: prost::DecodeError| Status::invalid_argument(format!("bad command: {e}"));
+        if any.type_url == pb::type_url("FactorPanel") {
+            return Ok(Some(Self::FactorPanel(
+                pb::FactorPanel::decode(any.value.as_ref()).map_err(bad)?,
+            )));
+        }
+        if any.type_url == pb::type_url("FactorReport") {
+            return Ok(Some(Self::FactorReport(
+                pb::FactorReport::decode(any.value.as_ref()).map_err(bad)?,
+            )));
+        }
+        Ok(None)
+    }
+}
+
+/// The SQL a `FactorPanel` runs.
+pub fn factor_panel_sql(panel: &pb::FactorPanel) -> Result<String, Status> {
+    let request = PanelRequest {
+        factors: panel
+            .factors
+            .iter()
+            .map(|f| PanelFactor {
+                expression: f.expression.clone(),
+                name: f.name.clone(),
+            })
+            .collect(),
+        universe: panel.universe.clone(),
+        start_date: panel.start_date.clone(),
+        end_date: panel.end_date.clone(),
+        columns: panel.columns.clone(),
+        lookback_days: panel.lookback_days,
+    };
+    panel_sql(&request).map_err(|e| status_of(&e.into()))
+}
+
+/// `list-functions`: every SQL function and built-in factor.
+pub fn list_functions() -> Vec<u8> {
+    let mut functions: Vec<pb::FunctionInfo> = lendfusion_udfs::catalog::function_infos()
+        .into_iter()
+        .map(|f| pb::FunctionInfo {
+            name: f.name,
+            kind: f.kind.to_string(),
+            description: format!("{} — {}", f.signature, f.description),
+        })
+        .collect();
+    functions.extend(builtin_factors().into_iter().map(|f| pb::FunctionInfo {
+        name: f.name.to_string(),
+        kind: "factor".to_string(),
+        description: format!("{} — {}", f.sql, f.description),
+    }));
+    pb::FunctionList { functions }.encode_to_vec()
+}
+
+/// `list-tables`: the default schema's tables and views with their columns.
+pub async fn list_tables(ctx: &SessionContext) -> Result<Vec<u8>, Status> {
+    let state = ctx.state();
+    let options = state.config().options().catalog.clone();
+    let schema = state
+        .catalog_list()
+        .catalog(&options.default_catalog)
+        .and_then(|c| c.schema(&options.default_schema))
+        .ok_or_else(|| Status::internal("the default schema is missing"))?;
+    let mut names = schema.table_names();
+    names.sort();
+    let mut tables = vec![];
+    for name in names {
+        let Ok(Some(provider)) = schema.table(&name).await else {
+            continue;
+        };
+        let kind = match provider.table_type() {
+            datafusion::datasource::TableType::View => "VIEW",
+            _ => "TABLE",
+        };
+        let columns = provider
+            .schema()
+            .fields()
+            .iter()
+            .map(|f| pb::ColumnInfo {
+                name: f.name().clone(),
+                data_type: f.data_type().to_string(),
+                nullable: f.is_nullable(),
+            })
+            .collect();
+        tables.push(pb::TableInfo {
+            name,
+            kind: kind.to_string(),
+            columns,
+        });
+    }
+    Ok(pb::TableList { tables }.encode_to_vec())
+}
+
+/// `health`.
+pub fn health(workers: usize, ready: bool) -> Vec<u8> {
+    pb::Health {
+        status: if ready { "ok" } else { "degraded" }.to_string(),
+        workers: u32::try_from(workers).unwrap_or(u32::MAX),
+        version: env!("CARGO_PKG_VERSION").to_string(),
+    }
+    .encode_to_vec()
+}

@@ -1,0 +1,285 @@
+//! Running a client query on the cluster and streaming its result back.
+//!
+//! The front door plans the query physically (so the schema it promises the client is the one
+//! the result files carry), submits it to the scheduler in this process and follows the job's
+//! status stream. Three things end a job early:
+//! - the query time limit (`server.query_timeout_seconds`) → cancelled, `DEADLINE_EXCEEDED`;
+//! - a worker loss followed by no result within `server.stall_timeout_seconds`: Ballista 55
+//!   can drop a task status for a stage the loss rolled back and then wait forever, so the job
+//!   is cancelled and submitted again (queries only read, so this is safe), at most
+//!   `server.stall_retries` times, then `UNAVAILABLE`;
+//! - the client going away → the job is cancelled.
+//!
+//! The result stays on the workers as the final stage's files; `DoGet` streams them partition
+//! by partition through this process without holding more than a few batches.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use arrow::datatypes::SchemaRef;
+use ballista_core::client::BallistaClient;
+use ballista_core::serde::protobuf::{PartitionLocation, SuccessfulJob, job_status};
+use datafusion::error::DataFusionError;
+use datafusion::execution::SendableRecordBatchStream;
+use datafusion::physical_plan::ExecutionPlan;
+use datafusion::prelude::SessionContext;
+use futures::{Stream, StreamExt, TryStreamExt};
+use lendfusion_core::ServerSettings;
+use lendfusion_core::diagnose::explain_error;
+use tokio::sync::watch;
+use tonic::Status;
+
+use super::auth::Principal;
+use super::statements::{status_of, status_of_message};
+use crate::Scheduler;
+
+/// Largest gRPC message fetched from a worker.
+const MAX_MESSAGE_SIZE: usize = 64 * 1024 * 1024;
+
+/// A finished query whose result waits on the workers.
+#[derive(Debug, Clone)]
+pub struct FinishedQuery {
+    /// Schema of the result (the final stage's).
+    pub schema: SchemaRef,
+    /// The result files, in output order.
+    pub partitions: Vec<PartitionLocation>,
+    owner: Principal,
+    expires: Instant,
+}
+
+/// Submits queries, watches them, and keeps finished results for `DoGet`.
+pub struct JobRunner {
+    scheduler: Scheduler,
+    settings: ServerSettings,
+    worker_losses: watch::Receiver<u64>,
+    results: Mutex<HashMap<String, FinishedQuery>>,
+}
+
+impl std::fmt::Debug for JobRunner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("JobRunner").finish_non_exhaustive()
+    }
+}
+
+/// Cancels the job when dropped before it finished (client gone, time limit, stall).
+struct RunningJob {
+    scheduler: Scheduler,
+    job_id: Option<String>,
+}
+
+impl RunningJob {
+    fn finished(&mut self) {
+        self.job_id = None;
+    }
+}
+
+impl Drop for RunningJob {
+    fn drop(&mut self) {
+        if let Some(job_id) = self.job_id.take() {
+            let scheduler = self.scheduler.clone();
+            tokio::spawn(async move {
+                tracing::info!(%job_id, "cancelling query");
+                if let Err(e) = scheduler.cancel_job(job_id.clone().into()).await {
+                    tracing::warn!(%job_id, error = %e, "could not cancel query");
+                }
+            });
+        }
+    }
+}
+
+enum Outcome {
+    Done(Vec<PartitionLocation>),
+    Stalled,
+}
+
+impl JobRunner {
+    /// A runner on `scheduler`; `worker_losses` ticks whenever a worker is lost.
+    pub fn new(
+        scheduler: Scheduler,
+        settings: ServerSettings,
+        worker_losses: watch::Receiver<u64>,
+    ) -> Self {
+        Self {
+            scheduler,
+            settings,
+            worker_losses,
+            results: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Run `plan` to completion on the cluster and keep its result under a new handle.
+    pub async fn run(
+        &self,
+        ctx: &Arc<SessionContext>,
+        plan: Arc<dyn ExecutionPlan>,
+        name: &str,
+        owner: Principal,
+    ) -> Result<String, Status> {
+        let deadline = Instant::now() + Duration::from_secs(self.settings.query_timeout_seconds);
+        let mut attempt = 0;
+        let partitions = loop {
+            match self.attempt(ctx, plan.clone(), name, deadline).await? {
+                Outcome::Done(partitions) => break partitions,
+                Outcome::Stalled if attempt < self.settings.stall_retries => {
+                    attempt += 1;
+                    tracing::warn!(
+                        query = name,
+                        attempt,
+                        "query stalled after a worker loss; running it again"
+                    );
+                }
+                Outcome::Stalled => {
+                    return Err(Status::unavailable(format!(
+                        "the query made no progress for {} s after a worker was lost, {} times; \
+                         it was cancelled — check the workers and send it again",
+                        self.settings.stall_timeout_seconds,
+                        attempt + 1
+                    )));
+                }
+            }
+        };
+        let handle = new_handle()?;
+        let finished = FinishedQuery {
+            schema: plan.schema(),
+            partitions,
+            owner,
+            expires: Instant::now() + Duration::from_secs(self.settings.result_ttl_seconds),
+        };
+        let mut results = self.results.lock().unwrap_or_else(|p| p.into_inner());
+        let now = Instant::now();
+        results.retain(|_, r| r.expires > now);
+        results.insert(handle.clone(), finished);
+        Ok(handle)
+    }
+
+    async fn attempt(
+        &self,
+        ctx: &Arc<SessionContext>,
+        plan: Arc<dyn ExecutionPlan>,
+        name: &str,
+        deadline: Instant,
+    ) -> Result<Outcome, Status> {
+        let (subscriber, mut statuses) = tokio::sync::mpsc::channel(16);
+        let mut losses = self.worker_losses.clone();
+        losses.mark_unchanged();
+        let job_id = self
+            .scheduler
+            .submit_physical_plan(name, ctx.clone(), plan, Some(subscriber))
+            .await
+            .map_err(|e| Status::unavailable(format!("cannot submit the query: {e}")))?;
+        let mut job = RunningJob {
+            scheduler: self.scheduler.clone(),
+            job_id: Some(job_id.to_string()),
+        };
+        let stall_after = Duration::from_secs(self.settings.stall_timeout_seconds);
+        let mut stall_deadline: Option<Instant> = None;
+        let far = deadline + Duration::from_secs(3600);
+        loop {
+            tokio::select! {
+                status = statuses.recv() => match status.and_then(|s| s.status) {
+                    Some(job_status::Status::Successful(SuccessfulJob { partition_location, .. })) => {
+                        job.finished();
+                        return Ok(Outcome::Done(partition_location));
+                    }
+                    Some(job_status::Status::Failed(failed)) => {
+                        job.finished();
+                        let explained =
+                            explain_error(ctx, DataFusionError::Execution(failed.error)).await;
+                        return Err(match &explained {
+                            DataFusionError::Execution(message) => status_of_message(message),
+                            other => status_of(other),
+                        });
+                    }
+                    Some(_) => {}
+                    None => {
+                        job.finished();
+                        return Err(Status::internal(format!(
+                            "query {job_id} ended without a final status"
+                        )));
+                    }
+                },
+                changed = losses.changed() => {
+                    if changed.is_ok() && stall_deadline.is_none() {
+                        stall_deadline = Some(Instant::now() + stall_after);
+                    }
+                }
+                _ = tokio::time::sleep_until(deadline.into()) => {
+                    return Err(Status::deadline_exceeded(format!(
+                        "the query ran longer than the limit of {} s and was cancelled",
+                        self.settings.query_timeout_seconds
+                    )));
+                }
+                _ = tokio::time::sleep_until(stall_deadline.unwrap_or(far).into()) => {
+                    return Ok(Outcome::Stalled);
+                }
+            }
+        }
+    }
+
+    /// The finished query under `handle`, if `who` may read it and it has not expired.
+    pub fn result(&self, handle: &str, who: &Principal) -> Result<FinishedQuery, Status> {
+        let results = self.results.lock().unwrap_or_else(|p| p.into_inner());
+        match results.get(handle) {
+            Some(r) if r.expires > Instant::now() && (&r.owner == who) => Ok(r.clone()),
+            _ => Err(Status::not_found(
+                "no such result: the ticket is unknown, expired or belongs to another client; \
+                 run the query again",
+            )),
+        }
+    }
+}
+
+/// The batches of a finished query, fetched partition by partition from the workers.
+pub fn result_stream(
+    query: FinishedQuery,
+) -> impl Stream<Item = Result<arrow::record_batch::RecordBatch, DataFusionError>> + Send {
+    futures::stream::iter(query.partitions)
+        .then(fetch_partition)
+        .try_flatten()
+}
+
+async fn fetch_partition(
+    location: PartitionLocation,
+) -> Result<SendableRecordBatchStream, DataFusionError> {
+    let layout = location.layout();
+    let missing = |what: &str| DataFusionError::Internal(format!("result location without {what}"));
+    let executor = location.executor_meta.ok_or_else(|| missing("worker"))?;
+    let partition = location.partition_id.ok_or_else(|| missing("partition"))?;
+    let port = u16::try_from(executor.port).map_err(|_| missing("a valid port"))?;
+    let mut client = BallistaClient::try_new(
+        &executor.host,
+        port,
+        MAX_MESSAGE_SIZE,
+        false,
+        None,
+        3,
+        250,
+        0,
+        0,
+    )
+    .await
+    .map_err(|e| {
+        DataFusionError::Execution(format!(
+            "cannot reach worker {}:{port} for the result: {e}",
+            executor.host
+        ))
+    })?;
+    client
+        .fetch_partition(
+            &executor.id,
+            &partition.into(),
+            location.file_id,
+            layout,
+            true,
+        )
+        .await
+        .map_err(|e| DataFusionError::Execution(format!("fetching the result: {e}")))
+}
+
+/// A random handle for a result or prepared statement.
+pub fn new_handle() -> Result<String, Status> {
+    let mut bytes = [0u8; 16];
+    getrandom::fill(&mut bytes).map_err(|e| Status::internal(format!("no randomness: {e}")))?;
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+}

@@ -1,0 +1,551 @@
+//! The Flight SQL service: statements, prepared statements, metadata, our commands and
+//! actions. Authentication happens before any of this, in [`super::gate`].
+
+use std::collections::HashMap;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+
+use arrow::datatypes::{Schema, SchemaRef};
+use arrow::record_batch::RecordBatch;
+use arrow_flight::encode::FlightDataEncoderBuilder;
+use arrow_flight::error::FlightError;
+use arrow_flight::sql::metadata::{SqlInfoData, XdbcTypeInfoData};
+use arrow_flight::sql::server::{FlightSqlService, PeekableFlightDataStream};
+use arrow_flight::sql::{
+    ActionClosePreparedStatementRequest, ActionCreatePreparedStatementRequest,
+    ActionCreatePreparedStatementResult, Command, CommandGetCatalogs, CommandGetDbSchemas,
+    CommandGetSqlInfo, CommandGetTableTypes, CommandGetTables, CommandGetXdbcTypeInfo,
+    CommandPreparedStatementQuery, CommandStatementQuery, CommandStatementUpdate,
+    DoPutPreparedStatementResult, ProstMessageExt, SqlInfo, TicketStatementQuery,
+};
+use arrow_flight::{
+    Action, ActionType, FlightDescriptor, FlightEndpoint, FlightInfo, HandshakeRequest,
+    HandshakeResponse, IpcMessage, SchemaAsIpc, Ticket, flight_service_server::FlightService,
+};
+use datafusion::common::ScalarValue;
+use datafusion::logical_expr::LogicalPlan;
+use datafusion::prelude::SessionContext;
+use futures::{Stream, TryStreamExt};
+use prost::Message;
+use tonic::{Request, Response, Status, Streaming};
+
+use super::auth::{Authenticator, Principal};
+use super::commands::{self, ACTIONS};
+use super::jobs::{JobRunner, new_handle, result_stream};
+use super::metadata;
+use super::statements::{ensure_read_only, plan_sql, status_of};
+use crate::Scheduler;
+
+type DoGetStream = <FrontDoorService as FlightService>::DoGetStream;
+
+/// A statement prepared by a client, with its bound parameters.
+#[derive(Debug, Clone)]
+struct Prepared {
+    plan: LogicalPlan,
+    parameters: Option<Vec<ScalarValue>>,
+    owner: Principal,
+}
+
+/// Flight SQL on the coordinator.
+pub struct FrontDoorService {
+    ctx: Arc<SessionContext>,
+    scheduler: Scheduler,
+    runner: JobRunner,
+    auth: Arc<Authenticator>,
+    allow_writes: bool,
+    prepared: Mutex<HashMap<String, Prepared>>,
+    sql_info: SqlInfoData,
+    xdbc_info: XdbcTypeInfoData,
+}
+
+impl std::fmt::Debug for FrontDoorService {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FrontDoorService").finish_non_exhaustive()
+    }
+}
+
+impl FrontDoorService {
+    /// The service on a session context of the scheduler.
+    pub fn new(
+        ctx: Arc<SessionContext>,
+        scheduler: Scheduler,
+        runner: JobRunner,
+        auth: Arc<Authenticator>,
+        allow_writes: bool,
+    ) -> Result<Self, Status> {
+        Ok(Self {
+            ctx,
+            scheduler,
+            runner,
+            auth,
+            allow_writes,
+            prepared: Mutex::new(HashMap::new()),
+            sql_info: metadata::sql_info()?,
+            xdbc_info: metadata::xdbc_type_info()?,
+        })
+    }
+
+    /// Plan, check and run `plan` on the cluster; the FlightInfo points at its result.
+    async fn run_plan(
+        &self,
+        plan: LogicalPlan,
+        name: &str,
+        who: Principal,
+        descriptor: FlightDescriptor,
+    ) -> Result<Response<FlightInfo>, Status> {
+        if !self.allow_writes {
+            ensure_read_only(&plan)?;
+        }
+        let physical = self
+            .ctx
+            .state()
+            .create_physical_plan(&plan)
+            .await
+            .map_err(|e| status_of(&e))?;
+        let schema = physical.schema();
+        let handle = self.runner.run(&self.ctx, physical, name, who).await?;
+        let ticket = TicketStatementQuery {
+            statement_handle: handle.into(),
+        };
+        flight_info(&schema, ticket.as_any().encode_to_vec(), descriptor)
+    }
+
+    async fn run_sql(
+        &self,
+        sql: &str,
+        who: Principal,
+        descriptor: FlightDescriptor,
+    ) -> Result<Response<FlightInfo>, Status> {
+        let plan = plan_sql(&self.ctx, sql).await?;
+        self.run_plan(plan, &job_name(sql), who, descriptor).await
+    }
+
+    fn prepared(&self, handle: &[u8], who: &Principal) -> Result<(String, Prepared), Status> {
+        let handle = String::from_utf8(handle.to_vec())
+            .map_err(|_| Status::invalid_argument("bad prepared statement handle"))?;
+        let prepared = self.prepared.lock().unwrap_or_else(|p| p.into_inner());
+        match prepared.get(&handle) {
+            Some(p) if &p.owner == who => Ok((handle, p.clone())),
+            _ => Err(Status::not_found(
+                "no such prepared statement (closed, or created by another client)",
+            )),
+        }
+    }
+}
+
+/// The caller the gate put on the request.
+fn caller<T>(request: &Request<T>) -> Principal {
+    request
+        .extensions()
+        .get::<Principal>()
+        .cloned()
+        .unwrap_or(Principal::Anonymous)
+}
+
+fn flight_info(
+    schema: &Schema,
+    ticket: Vec<u8>,
+    descriptor: FlightDescriptor,
+) -> Result<Response<FlightInfo>, Status> {
+    let info = FlightInfo::new()
+        .try_with_schema(schema)
+        .map_err(|e| Status::internal(format!("cannot encode the schema: {e}")))?
+        .with_endpoint(FlightEndpoint::new().with_ticket(Ticket::new(ticket)))
+        .with_descriptor(descriptor);
+    Ok(Response::new(info))
+}
+
+fn batch_response(schema: SchemaRef, batch: RecordBatch) -> Response<DoGetStream> {
+    let stream = FlightDataEncoderBuilder::new()
+        .with_schema(schema)
+        .build(futures::stream::once(async { Ok(batch) }))
+        .map_err(Status::from);
+    Response::new(Box::pin(stream))
+}
+
+fn ipc_schema(schema: &Schema) -> Result<bytes::Bytes, Status> {
+    let message: IpcMessage = SchemaAsIpc::new(schema, &Default::default())
+        .try_into()
+        .map_err(|e: arrow::error::ArrowError| Status::internal(e.to_string()))?;
+    Ok(message.0)
+}
+
+/// A short job name from the statement.
+fn job_name(sql: &str) -> String {
+    let flat: String = sql.split_whitespace().collect::<Vec<_>>().join(" ");
+    flat.chars().take(80).collect()
+}
+
+fn one_result(body: Vec<u8>) -> Response<<FrontDoorService as FlightService>::DoActionStream> {
+    let result = arrow_flight::Result { body: body.into() };
+    Response::new(Box::pin(futures::stream::once(async { Ok(result) })))
+}
+
+#[tonic::async_trait]
+impl FlightSqlService for FrontDoorService {
+    type FlightService = FrontDoorService;
+
+    async fn do_handshake(
+        &self,
+        request: Request<Streaming<HandshakeRequest>>,
+    ) -> Result<
+        Response<Pin<Box<dyn Stream<Item = Result<HandshakeResponse, Status>> + Send>>>,
+        Status,
+    > {
+        let token = self.auth.handshake(request.metadata())?;
+        let reply = HandshakeResponse {
+            protocol_version: 0,
+            payload: token.clone().into(),
+        };
+        let stream: Pin<Box<dyn Stream<Item = _> + Send>> =
+            Box::pin(futures::stream::once(async { Ok(reply) }));
+        let mut response = Response::new(stream);
+        if !token.is_empty() {
+            let value = format!("Bearer {token}")
+                .parse()
+                .map_err(|_| Status::internal("token is not a header value"))?;
+            response.metadata_mut().insert("authorization", value);
+        }
+        Ok(response)
+    }
+
+    async fn get_flight_info_statement(
+        &self,
+        query: CommandStatementQuery,
+        request: Request<FlightDescriptor>,
+    ) -> Result<Response<FlightInfo>, Status> {
+        let who = caller(&request);
+        self.run_sql(&query.query, who, request.into_inner()).await
+    }
+
+    async fn get_flight_info_prepared_statement(
+        &self,
+        query: CommandPreparedStatementQuery,
+        request: Request<FlightDescriptor>,
+    ) -> Result<Response<FlightInfo>, Status> {
+        let who = caller(&request);
+        let (handle, prepared) = self.prepared(&query.prepared_statement_handle, &who)?;
+        let plan = match prepared.parameters {
+            Some(values) => prepared
+                .plan
+                .with_param_values(values)
+                .map_err(|e| status_of(&e))?,
+            None => prepared.plan,
+        };
+        let name = format!("prepared {handle}");
+        self.run_plan(plan, &name, who, request.into_inner()).await
+    }
+
+    async fn get_flight_info_fallback(
+        &self,
+        command: Command,
+        request: Request<FlightDescriptor>,
+    ) -> Result<Response<FlightInfo>, Status> {
+        let who = caller(&request);
+        let any = command.into_any();
+        match commands::Command::decode(&any)? {
+            Some(commands::Command::FactorPanel(panel)) => {
+                let sql = commands::factor_panel_sql(&panel)?;
+                let plan = plan_sql(&self.ctx, &sql).await?;
+                self.run_plan(plan, "FactorPanel", who, request.into_inner())
+                    .await
+            }
+            Some(commands::Command::FactorReport(report)) => Err(Status::unimplemented(format!(
+                "FactorReport ({}) is not served yet: it lands with `lendfusion report`",
+                report.factor
+            ))),
+            None => Err(Status::invalid_argument(format!(
+                "unknown command {:?}: send a Flight SQL command or a lendfusion.v1 message \
+                 (FactorPanel) packed in google.protobuf.Any",
+                any.type_url
+            ))),
+        }
+    }
+
+    async fn do_get_statement(
+        &self,
+        ticket: TicketStatementQuery,
+        request: Request<Ticket>,
+    ) -> Result<Response<DoGetStream>, Status> {
+        let who = caller(&request);
+        let handle = String::from_utf8(ticket.statement_handle.to_vec())
+            .map_err(|_| Status::invalid_argument("bad ticket"))?;
+        let result = self.runner.result(&handle, &who)?;
+        let schema = result.schema.clone();
+        let batches = result_stream(result).map_err(|e| FlightError::Tonic(Box::new(status_of(&e))));
+        let stream = FlightDataEncoderBuilder::new()
+            .with_schema(schema)
+            .build(batches)
+            .map_err(Status::from);
+        Ok(Response::new(Box::pin(stream)))
+    }
+
+    async fn get_flight_info_catalogs(
+        &self,
+        query: CommandGetCatalogs,
+        request: Request<FlightDescriptor>,
+    ) -> Result<Response<FlightInfo>, Status> {
+        let schema = query.clone().into_builder().schema();
+        flight_info(&schema, query.as_any().encode_to_vec(), request.into_inner())
+    }
+
+    async fn do_get_catalogs(
+        &self,
+        query: CommandGetCatalogs,
+        _request: Request<Ticket>,
+    ) -> Result<Response<DoGetStream>, Status> {
+        let schema = query.into_builder().schema();
+        Ok(batch_response(schema, metadata::catalogs(&self.ctx)?))
+    }
+
+    async fn get_flight_info_schemas(
+        &self,
+        query: CommandGetDbSchemas,
+        request: Request<FlightDescriptor>,
+    ) -> Result<Response<FlightInfo>, Status> {
+        let schema = query.clone().into_builder().schema();
+        flight_info(&schema, query.as_any().encode_to_vec(), request.into_inner())
+    }
+
+    async fn do_get_schemas(
+        &self,
+        query: CommandGetDbSchemas,
+        _request: Request<Ticket>,
+    ) -> Result<Response<DoGetStream>, Status> {
+        let schema = query.clone().into_builder().schema();
+        Ok(batch_response(schema, metadata::schemas(&self.ctx, query)?))
+    }
+
+    async fn get_flight_info_tables(
+        &self,
+        query: CommandGetTables,
+        request: Request<FlightDescriptor>,
+    ) -> Result<Response<FlightInfo>, Status> {
+        let schema = metadata::tables_schema(query.clone());
+        flight_info(&schema, query.as_any().encode_to_vec(), request.into_inner())
+    }
+
+    async fn do_get_tables(
+        &self,
+        query: CommandGetTables,
+        _request: Request<Ticket>,
+    ) -> Result<Response<DoGetStream>, Status> {
+        let schema = metadata::tables_schema(query.clone());
+        let batch = metadata::tables(&self.ctx, query).await?;
+        Ok(batch_response(schema, batch))
+    }
+
+    async fn get_flight_info_table_types(
+        &self,
+        query: CommandGetTableTypes,
+        request: Request<FlightDescriptor>,
+    ) -> Result<Response<FlightInfo>, Status> {
+        let batch = metadata::table_types()?;
+        flight_info(
+            &batch.schema(),
+            query.as_any().encode_to_vec(),
+            request.into_inner(),
+        )
+    }
+
+    async fn do_get_table_types(
+        &self,
+        _query: CommandGetTableTypes,
+        _request: Request<Ticket>,
+    ) -> Result<Response<DoGetStream>, Status> {
+        let batch = metadata::table_types()?;
+        Ok(batch_response(batch.schema(), batch))
+    }
+
+    async fn get_flight_info_sql_info(
+        &self,
+        query: CommandGetSqlInfo,
+        request: Request<FlightDescriptor>,
+    ) -> Result<Response<FlightInfo>, Status> {
+        let schema = query.clone().into_builder(&self.sql_info).schema();
+        flight_info(&schema, query.as_any().encode_to_vec(), request.into_inner())
+    }
+
+    async fn do_get_sql_info(
+        &self,
+        query: CommandGetSqlInfo,
+        _request: Request<Ticket>,
+    ) -> Result<Response<DoGetStream>, Status> {
+        let builder = query.into_builder(&self.sql_info);
+        let schema = builder.schema();
+        Ok(batch_response(
+            schema,
+            builder.build().map_err(metadata::arrow_status)?,
+        ))
+    }
+
+    async fn get_flight_info_xdbc_type_info(
+        &self,
+        query: CommandGetXdbcTypeInfo,
+        request: Request<FlightDescriptor>,
+    ) -> Result<Response<FlightInfo>, Status> {
+        let schema = query.clone().into_builder(&self.xdbc_info).schema();
+        flight_info(&schema, query.as_any().encode_to_vec(), request.into_inner())
+    }
+
+    async fn do_get_xdbc_type_info(
+        &self,
+        query: CommandGetXdbcTypeInfo,
+        _request: Request<Ticket>,
+    ) -> Result<Response<DoGetStream>, Status> {
+        let builder = query.into_builder(&self.xdbc_info);
+        let schema = builder.schema();
+        Ok(batch_response(
+            schema,
+            builder.build().map_err(metadata::arrow_status)?,
+        ))
+    }
+
+    async fn do_put_statement_update(
+        &self,
+        command: CommandStatementUpdate,
+        _request: Request<PeekableFlightDataStream>,
+    ) -> Result<i64, Status> {
+        let plan = plan_sql(&self.ctx, &command.query).await?;
+        ensure_read_only(&plan)?;
+        Err(Status::invalid_argument(
+            "this statement does not update anything: send it as a query",
+        ))
+    }
+
+    async fn do_put_prepared_statement_query(
+        &self,
+        query: CommandPreparedStatementQuery,
+        request: Request<PeekableFlightDataStream>,
+    ) -> Result<DoPutPreparedStatementResult, Status> {
+        let who = caller(&request);
+        let (handle, _) = self.prepared(&query.prepared_statement_handle, &who)?;
+        let stream = request.into_inner().into_inner().map_err(FlightError::from);
+        let batches: Vec<RecordBatch> =
+            arrow_flight::decode::FlightRecordBatchStream::new_from_flight_data(stream)
+                .try_collect()
+                .await
+                .map_err(|e| Status::invalid_argument(format!("bad parameters: {e}")))?;
+        let rows: usize = batches.iter().map(RecordBatch::num_rows).sum();
+        let batch = batches.iter().find(|b| b.num_rows() > 0);
+        let values = match (rows, batch) {
+            (1, Some(batch)) => batch
+                .columns()
+                .iter()
+                .map(|c| ScalarValue::try_from_array(c, 0))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| status_of(&e))?,
+            (0, _) => vec![],
+            (n, _) => {
+                return Err(Status::invalid_argument(format!(
+                    "bind one row of parameters, not {n}"
+                )));
+            }
+        };
+        let mut prepared = self.prepared.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(p) = prepared.get_mut(&handle) {
+            p.parameters = Some(values);
+        }
+        Ok(DoPutPreparedStatementResult {
+            prepared_statement_handle: Some(handle.into_bytes().into()),
+        })
+    }
+
+    async fn do_action_create_prepared_statement(
+        &self,
+        query: ActionCreatePreparedStatementRequest,
+        request: Request<Action>,
+    ) -> Result<ActionCreatePreparedStatementResult, Status> {
+        let who = caller(&request);
+        let plan = plan_sql(&self.ctx, &query.query).await?;
+        if !self.allow_writes {
+            ensure_read_only(&plan)?;
+        }
+        let dataset_schema = ipc_schema(plan.schema().as_arrow())?;
+        let mut parameters: Vec<(String, arrow::datatypes::DataType)> = plan
+            .get_parameter_types()
+            .map_err(|e| status_of(&e))?
+            .into_iter()
+            .map(|(name, ty)| (name, ty.unwrap_or(arrow::datatypes::DataType::Null)))
+            .collect();
+        parameters.sort_by_key(|(name, _)| {
+            name.trim_start_matches('$')
+                .parse::<usize>()
+                .unwrap_or(usize::MAX)
+        });
+        let parameter_schema = Schema::new(
+            parameters
+                .into_iter()
+                .map(|(name, ty)| arrow::datatypes::Field::new(name, ty, true))
+                .collect::<Vec<_>>(),
+        );
+        let handle = new_handle()?;
+        self.prepared
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(
+                handle.clone(),
+                Prepared {
+                    plan,
+                    parameters: None,
+                    owner: who,
+                },
+            );
+        Ok(ActionCreatePreparedStatementResult {
+            prepared_statement_handle: handle.into_bytes().into(),
+            dataset_schema,
+            parameter_schema: ipc_schema(&parameter_schema)?,
+        })
+    }
+
+    async fn do_action_close_prepared_statement(
+        &self,
+        query: ActionClosePreparedStatementRequest,
+        request: Request<Action>,
+    ) -> Result<(), Status> {
+        let who = caller(&request);
+        let (handle, _) = self.prepared(&query.prepared_statement_handle, &who)?;
+        self.prepared
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&handle);
+        Ok(())
+    }
+
+    async fn list_custom_actions(&self) -> Option<Vec<Result<ActionType, Status>>> {
+        Some(
+            ACTIONS
+                .iter()
+                .map(|(name, description)| {
+                    Ok(ActionType {
+                        r#type: name.to_string(),
+                        description: description.to_string(),
+                    })
+                })
+                .collect(),
+        )
+    }
+
+    async fn do_action_fallback(
+        &self,
+        request: Request<Action>,
+    ) -> Result<Response<<Self as FlightService>::DoActionStream>, Status> {
+        match request.get_ref().r#type.as_str() {
+            "list-functions" => Ok(one_result(commands::list_functions())),
+            "list-tables" => Ok(one_result(commands::list_tables(&self.ctx).await?)),
+            "health" => {
+                let workers = crate::registered_workers(&self.scheduler).await;
+                Ok(one_result(commands::health(
+                    workers,
+                    self.scheduler.is_ready(),
+                )))
+            }
+            other => Err(Status::invalid_argument(format!(
+                "unknown action {other:?}; actions: {}",
+                ACTIONS.map(|(n, _)| n).join(", ")
+            ))),
+        }
+    }
+
+    async fn register_sql_info(&self, _id: i32, _result: &SqlInfo) {}
+}

@@ -1,0 +1,117 @@
+//! Client SQL: planning, the read-only rule, and errors as gRPC statuses.
+//!
+//! Every client statement is planned against the coordinator's catalog and then checked node
+//! by node (subqueries included): only reads pass. DDL (`CREATE EXTERNAL TABLE`, `CREATE
+//! VIEW`, `DROP`), DML (`INSERT`), `COPY ... TO` and statements (`SET`, `PREPARE`, `EXECUTE`,
+//! transactions) are refused with `PERMISSION_DENIED`, so no client can read or write the
+//! server's file system or change what other clients see. URL tables (`SELECT * FROM
+//! '/etc/passwd'`) are off in the session recipe, and no table function reads files.
+
+use datafusion::common::tree_node::TreeNodeRecursion;
+use datafusion::error::DataFusionError;
+use datafusion::logical_expr::{LogicalPlan, Statement};
+use datafusion::prelude::SessionContext;
+use lendfusion_core::LendfusionError;
+use tonic::Status;
+
+/// Plan `sql` into a logical plan; errors become statuses.
+pub async fn plan_sql(ctx: &SessionContext, sql: &str) -> Result<LogicalPlan, Status> {
+    if sql.trim().is_empty() {
+        return Err(Status::invalid_argument("empty SQL statement"));
+    }
+    ctx.state()
+        .create_logical_plan(sql)
+        .await
+        .map_err(|e| status_of(&e))
+}
+
+/// `PERMISSION_DENIED` unless `plan` only reads.
+pub fn ensure_read_only(plan: &LogicalPlan) -> Result<(), Status> {
+    match refusal(plan) {
+        Some(what) => Err(Status::permission_denied(format!(
+            "{what} is not allowed: this server only runs queries that read \
+             (the administrator can start it with --allow-writes)"
+        ))),
+        None => Ok(()),
+    }
+}
+
+/// What in `plan` is not a read, if anything.
+fn refusal(plan: &LogicalPlan) -> Option<String> {
+    let mut found = None;
+    let _ = plan.apply_with_subqueries(|node| {
+        let what = match node {
+            LogicalPlan::Ddl(ddl) => Some(format!("{} (DDL)", ddl.name())),
+            LogicalPlan::Dml(dml) => Some(format!("{} (DML)", dml.op)),
+            LogicalPlan::Copy(_) => Some("COPY ... TO".to_string()),
+            LogicalPlan::Statement(statement) => Some(match statement {
+                Statement::SetVariable(_) | Statement::ResetVariable(_) => {
+                    "SET of a server setting".to_string()
+                }
+                other => format!("the {} statement", other.name()),
+            }),
+            _ => None,
+        };
+        match what {
+            Some(what) => {
+                found = Some(what);
+                Ok(TreeNodeRecursion::Stop)
+            }
+            None => Ok(TreeNodeRecursion::Continue),
+        }
+    });
+    found
+}
+
+/// The gRPC status for a query error, with the engine's message.
+pub fn status_of(error: &DataFusionError) -> Status {
+    match error.find_root() {
+        DataFusionError::SQL(..) => Status::invalid_argument(error.to_string()),
+        DataFusionError::Plan(message) if is_missing_table(message) => {
+            Status::not_found(error.to_string())
+        }
+        DataFusionError::Plan(_)
+        | DataFusionError::SchemaError(..)
+        | DataFusionError::NotImplemented(_) => Status::invalid_argument(error.to_string()),
+        DataFusionError::ResourcesExhausted(_) => Status::resource_exhausted(error.to_string()),
+        DataFusionError::ObjectStore(e) => match e.as_ref() {
+            object_store::Error::NotFound { .. } => Status::not_found(error.to_string()),
+            _ => Status::unavailable(error.to_string()),
+        },
+        DataFusionError::External(inner) => match inner.downcast_ref::<LendfusionError>() {
+            Some(LendfusionError::TableNotFound(_)) => Status::not_found(error.to_string()),
+            Some(LendfusionError::Storage(_)) => Status::unavailable(error.to_string()),
+            Some(LendfusionError::BadFile { .. }) => {
+                Status::failed_precondition(error.to_string())
+            }
+            _ => status_of_message(&error.to_string()),
+        },
+        _ => status_of_message(&error.to_string()),
+    }
+}
+
+/// The status for an error known only by its text (a failed job's reason).
+pub fn status_of_message(message: &str) -> Status {
+    let lower = message.to_ascii_lowercase();
+    if lower.contains("resources exhausted") || lower.contains("resourcesexhausted") {
+        Status::resource_exhausted(message)
+    } else if lower.contains("bad data file") {
+        Status::failed_precondition(message)
+    } else if lower.contains("storage error")
+        || lower.contains("object store")
+        || lower.contains("connection refused")
+        || lower.contains("no executors")
+        || lower.contains("no worker")
+    {
+        Status::unavailable(message)
+    } else if is_missing_table(message) {
+        Status::not_found(message)
+    } else {
+        Status::internal(message)
+    }
+}
+
+fn is_missing_table(message: &str) -> bool {
+    let lower = message.to_ascii_lowercase();
+    (lower.contains("table '") || lower.contains("table \"")) && lower.contains("not found")
+}
