@@ -102,8 +102,7 @@ pub async fn run_coordinator(args: CoordinatorArgs, mut config: LendfusionConfig
     let client_listener = tokio::net::TcpListener::bind((host.as_str(), config.cluster.port))
         .await
         .map_err(|e| format!("cannot listen on {host}:{}: {e}", config.cluster.port))?;
-    let mut coordinator =
-        Coordinator::bind(&config, &host, config.cluster.scheduler_port).await?;
+    let mut coordinator = Coordinator::bind(&config, &host, config.cluster.scheduler_port).await?;
     let client = coordinator
         .open_client_port(&config, client_listener)
         .await?;

@@ -40,10 +40,27 @@ fn client_error(e: impl std::fmt::Display) -> LendfusionError {
 /// A Flight error as the engine error the CLI prints: the gRPC code and the server's message.
 pub fn flight_error(e: FlightError) -> DataFusionError {
     match e {
-        FlightError::Tonic(status) => DataFusionError::External(Box::new(RemoteError {
-            code: status.code(),
-            message: status.message().to_string(),
-        })),
+        FlightError::Tonic(status) => {
+            let message = status.message().to_string();
+            let lower = message.to_ascii_lowercase();
+            let transport = [
+                "transport error",
+                "connection",
+                "h2 protocol",
+                "broken pipe",
+            ]
+            .iter()
+            .any(|w| lower.contains(w));
+            let message = if transport {
+                format!("lost the connection to the coordinator: {message}")
+            } else {
+                message
+            };
+            DataFusionError::External(Box::new(RemoteError {
+                code: status.code(),
+                message,
+            }))
+        }
         other => DataFusionError::External(Box::new(other)),
     }
 }
@@ -105,10 +122,9 @@ impl FlightSqlConnection {
             client.set_token(token.clone());
         }
         if let Some((user, password)) = &options.user {
-            client
-                .handshake(user, password)
-                .await
-                .map_err(|e| LendfusionError::Cluster(format!("login failed: {}", flight_error(e))))?;
+            client.handshake(user, password).await.map_err(|e| {
+                LendfusionError::Cluster(format!("login failed: {}", flight_error(e)))
+            })?;
         }
         Ok(Self { client })
     }
@@ -125,11 +141,7 @@ impl FlightSqlConnection {
                 .try_decode_schema()
                 .map_err(|e| DataFusionError::External(Box::new(e)))?,
         );
-        let tickets: Vec<_> = info
-            .endpoint
-            .into_iter()
-            .filter_map(|e| e.ticket)
-            .collect();
+        let tickets: Vec<_> = info.endpoint.into_iter().filter_map(|e| e.ticket).collect();
         let stream = futures::stream::iter(tickets)
             .then(move |ticket| {
                 let mut client = client.clone();

@@ -22,7 +22,6 @@ pub struct BuiltinFactor {
     pub description: &'static str,
 }
 
-
 /// Every built-in factor.
 pub fn builtin_factors() -> Vec<BuiltinFactor> {
     let f = |name, sql, description| BuiltinFactor {

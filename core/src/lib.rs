@@ -17,6 +17,6 @@ pub mod tables;
 pub mod views;
 
 pub use config::{Layout, LendfusionConfig, S3Settings};
-pub use server_config::{AuthSettings, ServerSettings, UserEntry};
 pub use error::{LendfusionError, Result};
+pub use server_config::{AuthSettings, ServerSettings, UserEntry};
 pub use session::{session_config, session_context, session_context_with, session_state};

@@ -1,7 +1,11 @@
 //! lendfusion's Flight command messages, generated from `proto/lendfusion.proto` by
 //! `scripts/regen-proto.sh` (checked in; CI fails when it drifts from the .proto).
 
-#![allow(missing_docs, clippy::doc_markdown, clippy::derive_partial_eq_without_eq)]
+#![allow(
+    missing_docs,
+    clippy::doc_markdown,
+    clippy::derive_partial_eq_without_eq
+)]
 
 include!("lendfusion.v1.rs");
 

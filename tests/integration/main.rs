@@ -6,6 +6,7 @@ mod bad_input;
 mod cluster;
 mod cluster_faults;
 mod crosscheck;
+mod flight;
 mod generated_data;
 mod pruning;
 mod s3;

@@ -9,8 +9,8 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use base64::Engine;
 use lendfusion_core::{AuthSettings, LendfusionError};
 use sha2::{Digest, Sha256};
@@ -158,8 +158,8 @@ pub fn hash_password(password: &str) -> Result<String, LendfusionError> {
     let mut salt = [0u8; 16];
     getrandom::fill(&mut salt)
         .map_err(|e| LendfusionError::Config(format!("no randomness for a salt: {e}")))?;
-    let salt = SaltString::encode_b64(&salt)
-        .map_err(|e| LendfusionError::Config(format!("salt: {e}")))?;
+    let salt =
+        SaltString::encode_b64(&salt).map_err(|e| LendfusionError::Config(format!("salt: {e}")))?;
     Argon2::default()
         .hash_password(password.as_bytes(), &salt)
         .map(|h| h.to_string())

@@ -86,7 +86,10 @@ impl FlightService for Gate {
         self.inner.get_schema(request).await
     }
 
-    async fn do_get(&self, request: Request<Ticket>) -> Result<Response<Self::DoGetStream>, Status> {
+    async fn do_get(
+        &self,
+        request: Request<Ticket>,
+    ) -> Result<Response<Self::DoGetStream>, Status> {
         let request = self.admit(request)?;
         self.inner.do_get(request).await
     }

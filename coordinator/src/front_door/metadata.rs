@@ -6,8 +6,8 @@ use std::sync::Arc;
 use arrow::datatypes::Schema;
 use arrow::record_batch::RecordBatch;
 use arrow_flight::sql::metadata::{
-    GetCatalogsBuilder, GetTablesBuilder, SqlInfoData, SqlInfoDataBuilder,
-    XdbcTypeInfo, XdbcTypeInfoData, XdbcTypeInfoDataBuilder,
+    GetCatalogsBuilder, GetTablesBuilder, SqlInfoData, SqlInfoDataBuilder, XdbcTypeInfo,
+    XdbcTypeInfoData, XdbcTypeInfoDataBuilder,
 };
 use arrow_flight::sql::{
     CommandGetDbSchemas, CommandGetTables, Nullable, Searchable, SqlInfo, XdbcDataType,

@@ -104,8 +104,8 @@ impl FrontDoor {
                 .max_decoding_message_size(MAX_REQUEST_SIZE)
                 .max_encoding_message_size(usize::MAX),
         );
-        let incoming = tonic::transport::server::TcpIncoming::from(listener)
-            .with_nodelay(Some(true));
+        let incoming =
+            tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
         let service = tokio::spawn(async move {
             if let Err(e) = router.serve_with_incoming(incoming).await {
                 tracing::error!(error = %e, "client port stopped");
@@ -142,11 +142,11 @@ impl Drop for FrontDoor {
 async fn watch_worker_losses(scheduler: Scheduler, losses: watch::Sender<u64>) {
     let mut known: HashSet<String> = HashSet::new();
     loop {
-        let now: HashSet<String> = match scheduler.state.executor_manager.get_executors_state().await
-        {
-            Ok(state) => state.into_iter().map(|(meta, _, _)| meta.id).collect(),
-            Err(_) => known.clone(),
-        };
+        let now: HashSet<String> =
+            match scheduler.state.executor_manager.get_executors_state().await {
+                Ok(state) => state.into_iter().map(|(meta, _, _)| meta.id).collect(),
+                Err(_) => known.clone(),
+            };
         let lost = known.difference(&now).count();
         if lost > 0 {
             tracing::warn!(lost, "workers lost; watching running queries for stalls");

@@ -272,7 +272,8 @@ impl FlightSqlService for FrontDoorService {
             .map_err(|_| Status::invalid_argument("bad ticket"))?;
         let result = self.runner.result(&handle, &who)?;
         let schema = result.schema.clone();
-        let batches = result_stream(result).map_err(|e| FlightError::Tonic(Box::new(status_of(&e))));
+        let batches =
+            result_stream(result).map_err(|e| FlightError::Tonic(Box::new(status_of(&e))));
         let stream = FlightDataEncoderBuilder::new()
             .with_schema(schema)
             .build(batches)
@@ -285,8 +286,12 @@ impl FlightSqlService for FrontDoorService {
         query: CommandGetCatalogs,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
-        let schema = query.clone().into_builder().schema();
-        flight_info(&schema, query.as_any().encode_to_vec(), request.into_inner())
+        let schema = query.into_builder().schema();
+        flight_info(
+            &schema,
+            query.as_any().encode_to_vec(),
+            request.into_inner(),
+        )
     }
 
     async fn do_get_catalogs(
@@ -304,7 +309,11 @@ impl FlightSqlService for FrontDoorService {
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
         let schema = query.clone().into_builder().schema();
-        flight_info(&schema, query.as_any().encode_to_vec(), request.into_inner())
+        flight_info(
+            &schema,
+            query.as_any().encode_to_vec(),
+            request.into_inner(),
+        )
     }
 
     async fn do_get_schemas(
@@ -322,7 +331,11 @@ impl FlightSqlService for FrontDoorService {
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
         let schema = metadata::tables_schema(query.clone());
-        flight_info(&schema, query.as_any().encode_to_vec(), request.into_inner())
+        flight_info(
+            &schema,
+            query.as_any().encode_to_vec(),
+            request.into_inner(),
+        )
     }
 
     async fn do_get_tables(
@@ -363,7 +376,11 @@ impl FlightSqlService for FrontDoorService {
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
         let schema = query.clone().into_builder(&self.sql_info).schema();
-        flight_info(&schema, query.as_any().encode_to_vec(), request.into_inner())
+        flight_info(
+            &schema,
+            query.as_any().encode_to_vec(),
+            request.into_inner(),
+        )
     }
 
     async fn do_get_sql_info(
@@ -384,8 +401,12 @@ impl FlightSqlService for FrontDoorService {
         query: CommandGetXdbcTypeInfo,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
-        let schema = query.clone().into_builder(&self.xdbc_info).schema();
-        flight_info(&schema, query.as_any().encode_to_vec(), request.into_inner())
+        let schema = query.into_builder(&self.xdbc_info).schema();
+        flight_info(
+            &schema,
+            query.as_any().encode_to_vec(),
+            request.into_inner(),
+        )
     }
 
     async fn do_get_xdbc_type_info(
@@ -420,7 +441,7 @@ impl FlightSqlService for FrontDoorService {
     ) -> Result<DoPutPreparedStatementResult, Status> {
         let who = caller(&request);
         let (handle, _) = self.prepared(&query.prepared_statement_handle, &who)?;
-        let stream = request.into_inner().into_inner().map_err(FlightError::from);
+        let stream = request.into_inner().map_err(FlightError::from);
         let batches: Vec<RecordBatch> =
             arrow_flight::decode::FlightRecordBatchStream::new_from_flight_data(stream)
                 .try_collect()

@@ -81,9 +81,7 @@ pub fn status_of(error: &DataFusionError) -> Status {
         DataFusionError::External(inner) => match inner.downcast_ref::<LendfusionError>() {
             Some(LendfusionError::TableNotFound(_)) => Status::not_found(error.to_string()),
             Some(LendfusionError::Storage(_)) => Status::unavailable(error.to_string()),
-            Some(LendfusionError::BadFile { .. }) => {
-                Status::failed_precondition(error.to_string())
-            }
+            Some(LendfusionError::BadFile { .. }) => Status::failed_precondition(error.to_string()),
             _ => status_of_message(&error.to_string()),
         },
         _ => status_of_message(&error.to_string()),

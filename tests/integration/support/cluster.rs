@@ -10,15 +10,21 @@ use arrow::array::{Array, ArrayRef, AsArray};
 use arrow::datatypes::DataType;
 use arrow::record_batch::RecordBatch;
 use arrow::util::display::{ArrayFormatter, FormatOptions};
+use lendfusion_coordinator::client::{ClientOptions, FlightSqlConnection};
 
-/// Test intervals: a worker heartbeats every second and is lost after four silent seconds.
-pub const TEST_CLUSTER_ENV: [(&str, &str); 5] = [
+/// Test intervals: a worker heartbeats every second and is lost after four silent seconds; a
+/// query still running 20 s after a worker loss is restarted by the coordinator.
+pub const TEST_CLUSTER_ENV: [(&str, &str); 6] = [
     ("LENDFUSION_CLUSTER__HEARTBEAT_INTERVAL_SECONDS", "1"),
     ("LENDFUSION_CLUSTER__WORKER_TIMEOUT_SECONDS", "4"),
     ("LENDFUSION_CLUSTER__WORKER_CHECK_INTERVAL_SECONDS", "1"),
     ("LENDFUSION_CLUSTER__NO_WORKERS_GRACE_SECONDS", "6"),
     ("LENDFUSION_CLUSTER__WORKER_SLOTS", "2"),
+    ("LENDFUSION_SERVER__STALL_TIMEOUT_SECONDS", "20"),
 ];
+
+/// The API key every test cluster accepts on its client port.
+pub const TEST_API_KEY: &str = "test-key-0123456789abcdef";
 
 /// The `lendfusion` binary next to this test binary (`cargo test --workspace` builds it).
 pub fn lendfusion_bin() -> PathBuf {
@@ -81,7 +87,10 @@ pub struct ProcessCluster {
     pub coordinator: Process,
     pub workers: Vec<Process>,
     pub scheduler_port: u16,
+    /// The coordinator's Flight SQL port.
+    pub client_port: u16,
     env: Vec<(String, String)>,
+    args: Vec<String>,
     logs: tempfile::TempDir,
     spawned: usize,
 }
@@ -90,8 +99,28 @@ impl ProcessCluster {
     /// Start a coordinator on `data` and `workers` workers; `env_overrides` adds to (and
     /// overrides) the test intervals: S3 credentials, memory limits.
     pub fn start(data: &str, workers: usize, env_overrides: &[(String, String)]) -> Self {
+        Self::start_with(data, workers, env_overrides, &[])
+    }
+
+    /// [`Self::start`] with extra coordinator flags (TLS, users in a config file).
+    pub fn start_with(
+        data: &str,
+        workers: usize,
+        env_overrides: &[(String, String)],
+        coordinator_args: &[&str],
+    ) -> Self {
         let logs = tempfile::tempdir().expect("log dir");
         let scheduler_port = free_port();
+        let client_port = free_port();
+        let keys = logs.path().join("api-keys");
+        std::fs::write(&keys, format!("# test clients\n{TEST_API_KEY}\n")).expect("keys file");
+        let mut args: Vec<String> = vec![
+            "--port".into(),
+            client_port.to_string(),
+            "--api-keys".into(),
+            keys.display().to_string(),
+        ];
+        args.extend(coordinator_args.iter().map(|a| a.to_string()));
         // The test intervals first, so that `env` can override them.
         let mut env: Vec<(String, String)> = TEST_CLUSTER_ENV
             .iter()
@@ -103,12 +132,15 @@ impl ProcessCluster {
             &logs.path().join("coordinator.log"),
             data,
             scheduler_port,
+            &args,
         );
         let mut cluster = Self {
             coordinator,
             workers: vec![],
             scheduler_port,
+            client_port,
             env,
+            args,
             logs,
             spawned: 0,
         };
@@ -126,7 +158,8 @@ impl ProcessCluster {
             .logs
             .path()
             .join(format!("coordinator-{}.log", self.spawned));
-        self.coordinator = spawn_coordinator(&self.env, &log, data, self.scheduler_port);
+        self.coordinator =
+            spawn_coordinator(&self.env, &log, data, self.scheduler_port, &self.args);
     }
 
     /// Start one more worker process.
@@ -141,9 +174,37 @@ impl ProcessCluster {
         self.workers.push(worker);
     }
 
-    /// The scheduler URL clients submit to.
+    /// The scheduler URL (workers, and Ballista clients in tests).
     pub fn url(&self) -> String {
         format!("http://127.0.0.1:{}", self.scheduler_port)
+    }
+
+    /// The Flight SQL URL clients use.
+    pub fn client_url(&self) -> String {
+        format!("grpc://127.0.0.1:{}", self.client_port)
+    }
+
+    /// A Flight SQL connection to the client port with the test API key.
+    pub async fn flight(&self) -> FlightSqlConnection {
+        let options = ClientOptions {
+            url: self.client_url(),
+            token: Some(TEST_API_KEY.to_string()),
+            ..Default::default()
+        };
+        FlightSqlConnection::connect(&options)
+            .await
+            .unwrap_or_else(|e| panic!("connect: {e}\n{}", self.logs()))
+    }
+
+    /// Run `query` through the client port and collect the result.
+    pub async fn query(&self, query: &str) -> datafusion::error::Result<Vec<RecordBatch>> {
+        use futures::TryStreamExt;
+        self.flight().await.query(query).await?.try_collect().await
+    }
+
+    /// The coordinator's process id (to measure its memory).
+    pub fn coordinator_pid(&self) -> u32 {
+        self.coordinator.child.id()
     }
 
     /// Every log, for failure messages.
@@ -156,13 +217,17 @@ impl ProcessCluster {
     }
 }
 
-fn spawn_coordinator(env: &[(String, String)], log: &Path, data: &str, port: u16) -> Process {
+fn spawn_coordinator(
+    env: &[(String, String)],
+    log: &Path,
+    data: &str,
+    port: u16,
+    extra: &[String],
+) -> Process {
     let port = port.to_string();
-    spawn(
-        env,
-        log,
-        &["coordinator", "--data", data, "--scheduler-port", &port],
-    )
+    let mut args = vec!["coordinator", "--data", data, "--scheduler-port", &port];
+    args.extend(extra.iter().map(String::as_str));
+    spawn(env, log, &args)
 }
 
 fn spawn(env: &[(String, String)], log: &Path, args: &[&str]) -> Process {
