@@ -10,9 +10,10 @@ demo: ## the main job: generate a demo panel (once) and run a factor query on it
 test: ## every test, installing what they need (Garage S3 server)
 	scripts/test.sh
 
-lint: ## formatting and clippy, warnings are errors
+lint: ## formatting, clippy (warnings are errors), generated proto code up to date
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets --locked -- -D warnings
+	scripts/regen-proto.sh --check
 
 fmt: ## format the code
 	cargo fmt --all

@@ -117,12 +117,21 @@ fn start_cluster(data: &str, workers: usize, slots: usize) -> (Processes, String
             .expect("spawn")
     };
     let port_text = port.to_string();
+    // The bench measures the cluster through a Ballista client on the scheduler port; the
+    // client port is unused here (a free port, no auth).
+    let client_port = std::net::TcpListener::bind(("127.0.0.1", 0))
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port().to_string())
+        .expect("free port");
     let mut children = vec![spawn(&[
         "coordinator",
         "--data",
         data,
         "--scheduler-port",
         &port_text,
+        "--port",
+        &client_port,
+        "--no-auth",
     ])];
     let address = format!("127.0.0.1:{port}");
     for _ in 0..workers {

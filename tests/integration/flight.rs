@@ -58,6 +58,22 @@ async fn python_flight_clients() {
         Ok(out) => eprintln!("{out}"),
         Err(e) => panic!("{e}\n{}", cluster.logs()),
     }
+
+    // The snippets of docs/clients.md, as a reader would paste them.
+    let docs = Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/clients.md");
+    let out = Command::new(crate::support::python::python())
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("python/docs_snippets.py"))
+        .arg(&docs)
+        .env("LENDFUSION_URL", cluster.client_url())
+        .env("LENDFUSION_TOKEN", TEST_API_KEY)
+        .output()
+        .expect("python");
+    assert!(
+        out.status.success(),
+        "docs/clients.md snippets: {}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(
         cluster
             .coordinator
@@ -203,4 +219,25 @@ async fn tls_clients_with_the_ca_connect_and_plain_text_is_refused() {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_admin_option_runs_statements_that_write() {
+    let (root, _) = small_panel().await;
+    let data = root.display().to_string();
+    let cluster = ProcessCluster::start_with(&data, 1, &[], &["--allow-writes"]);
+    wait_ready(&cluster.url(), Duration::from_secs(60)).await;
+    cluster
+        .query("CREATE VIEW expensive AS SELECT * FROM lending WHERE fee_bps > 500")
+        .await
+        .unwrap_or_else(|e| panic!("{e}\n{}", cluster.logs()));
+    let via_view = cluster
+        .query("SELECT count(*) AS n FROM expensive")
+        .await
+        .expect("view");
+    let direct = cluster
+        .query("SELECT count(*) AS n FROM lending WHERE fee_bps > 500")
+        .await
+        .expect("direct");
+    crate::support::cluster::assert_same_results("view", &direct, &via_view);
 }

@@ -37,13 +37,16 @@ use crate::Scheduler;
 /// Largest gRPC message fetched from a worker.
 const MAX_MESSAGE_SIZE: usize = 64 * 1024 * 1024;
 
-/// A finished query whose result waits on the workers.
+/// A finished query: its result waits on the workers (or, for a statement the coordinator ran
+/// itself, here).
 #[derive(Debug, Clone)]
 pub struct FinishedQuery {
     /// Schema of the result (the final stage's).
     pub schema: SchemaRef,
     /// The result files, in output order.
     pub partitions: Vec<PartitionLocation>,
+    /// A small result computed on the coordinator (statements run with `--allow-writes`).
+    pub local: Option<Vec<arrow::record_batch::RecordBatch>>,
     owner: Principal,
     expires: Instant,
 }
@@ -139,10 +142,31 @@ impl JobRunner {
                 }
             }
         };
+        self.keep(plan.schema(), partitions, None, owner)
+    }
+
+    /// Keep the result of a statement the coordinator ran itself.
+    pub fn keep_local(
+        &self,
+        schema: SchemaRef,
+        batches: Vec<arrow::record_batch::RecordBatch>,
+        owner: Principal,
+    ) -> Result<String, Status> {
+        self.keep(schema, vec![], Some(batches), owner)
+    }
+
+    fn keep(
+        &self,
+        schema: SchemaRef,
+        partitions: Vec<PartitionLocation>,
+        local: Option<Vec<arrow::record_batch::RecordBatch>>,
+        owner: Principal,
+    ) -> Result<String, Status> {
         let handle = new_handle()?;
         let finished = FinishedQuery {
-            schema: plan.schema(),
+            schema,
             partitions,
+            local,
             owner,
             expires: Instant::now() + Duration::from_secs(self.settings.result_ttl_seconds),
         };
@@ -234,9 +258,11 @@ impl JobRunner {
 pub fn result_stream(
     query: FinishedQuery,
 ) -> impl Stream<Item = Result<arrow::record_batch::RecordBatch, DataFusionError>> + Send {
-    futures::stream::iter(query.partitions)
+    let local = futures::stream::iter(query.local.unwrap_or_default().into_iter().map(Ok));
+    let remote = futures::stream::iter(query.partitions)
         .then(fetch_partition)
-        .try_flatten()
+        .try_flatten();
+    local.chain(remote)
 }
 
 async fn fetch_partition(

@@ -93,8 +93,23 @@ impl FrontDoorService {
         who: Principal,
         descriptor: FlightDescriptor,
     ) -> Result<Response<FlightInfo>, Status> {
-        if !self.allow_writes {
-            ensure_read_only(&plan)?;
+        if let Err(denied) = ensure_read_only(&plan) {
+            if !self.allow_writes {
+                return Err(denied);
+            }
+            // An administrator's statement (DDL, SET, COPY): run here, not on the workers.
+            let df = self
+                .ctx
+                .execute_logical_plan(plan)
+                .await
+                .map_err(|e| status_of(&e))?;
+            let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
+            let batches = df.collect().await.map_err(|e| status_of(&e))?;
+            let handle = self.runner.keep_local(schema.clone(), batches, who)?;
+            let ticket = TicketStatementQuery {
+                statement_handle: handle.into(),
+            };
+            return flight_info(&schema, ticket.as_any().encode_to_vec(), descriptor);
         }
         let physical = self
             .ctx
@@ -428,10 +443,21 @@ impl FlightSqlService for FrontDoorService {
         _request: Request<PeekableFlightDataStream>,
     ) -> Result<i64, Status> {
         let plan = plan_sql(&self.ctx, &command.query).await?;
-        ensure_read_only(&plan)?;
-        Err(Status::invalid_argument(
-            "this statement does not update anything: send it as a query",
-        ))
+        if ensure_read_only(&plan).is_ok() {
+            return Err(Status::invalid_argument(
+                "this statement does not update anything: send it as a query",
+            ));
+        }
+        if !self.allow_writes {
+            ensure_read_only(&plan)?;
+        }
+        let df = self
+            .ctx
+            .execute_logical_plan(plan)
+            .await
+            .map_err(|e| status_of(&e))?;
+        let batches = df.collect().await.map_err(|e| status_of(&e))?;
+        Ok(batches.iter().map(|b| b.num_rows() as i64).sum())
     }
 
     async fn do_put_prepared_statement_query(
