@@ -5,6 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-garage.sh
 scripts/setup-python.sh
+scripts/install-chromium.sh
 export LENDFUSION_PYTHON="${LENDFUSION_TOOLS:-$HOME/.cache/lendfusion-tools}/venv/bin/python"
 export LENDFUSION_GARAGE_BIN="${LENDFUSION_TOOLS:-$HOME/.cache/lendfusion-tools}/garage/bin/garage"
 # The cluster tests start `lendfusion coordinator` / `lendfusion worker` processes: build the

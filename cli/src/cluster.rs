@@ -172,7 +172,7 @@ pub fn run_hash_password(_args: HashPasswordArgs) -> CliResult {
 }
 
 /// Ctrl-C or SIGTERM.
-async fn shutdown_signal() {
+pub async fn shutdown_signal() {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};

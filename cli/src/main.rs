@@ -1,8 +1,10 @@
 //! `lendfusion`: one binary for every role.
 
 mod cluster;
+mod demo;
 mod generate;
 mod output;
+mod report;
 mod sql;
 
 use std::path::PathBuf;
@@ -24,6 +26,8 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// The main job: a demo panel, an embedded cluster, factor reports, then Flight SQL.
+    Demo(demo::DemoArgs),
     /// Write the synthetic global panel (all four tables) to a local path or an s3:// URL.
     Generate(generate::GenerateArgs),
     /// Run one SQL statement, or an interactive shell without one.
@@ -32,6 +36,8 @@ enum Command {
     Coordinator(cluster::CoordinatorArgs),
     /// The worker role: registers with a coordinator and runs its tasks.
     Worker(cluster::WorkerArgs),
+    /// The factor report: IC, quantile returns, long/short statistics and an HTML tearsheet.
+    Report(report::ReportArgs),
     /// Print the Argon2id hash of a password read from stdin, for `[[auth.users]]`.
     HashPassword(cluster::HashPasswordArgs),
 }
@@ -59,7 +65,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(matches!(
         cli.command,
-        Command::Coordinator(_) | Command::Worker(_)
+        Command::Coordinator(_) | Command::Worker(_) | Command::Demo(_)
     ));
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -74,11 +80,13 @@ fn main() -> ExitCode {
     let result = runtime.block_on(async {
         let config = LendfusionConfig::load(cli.config.as_deref())?;
         match cli.command {
+            Command::Demo(args) => demo::run(args, config).await,
             Command::Generate(args) => generate::run(args, config).await,
             Command::Sql(args) => sql::run(args, config).await,
             Command::Coordinator(args) => cluster::run_coordinator(args, config).await,
             Command::Worker(args) => cluster::run_worker(args, config).await,
             Command::HashPassword(args) => cluster::run_hash_password(args),
+            Command::Report(args) => report::run(args, config).await,
         }
     });
     match result {

@@ -57,6 +57,15 @@ impl EmbeddedCluster {
         &self.coordinator
     }
 
+    /// Serve clients (Flight SQL) on `listener` with the auth, TLS and limits of `config`.
+    pub async fn open_client_port(
+        &mut self,
+        config: &LendfusionConfig,
+        listener: tokio::net::TcpListener,
+    ) -> Result<std::net::SocketAddr, LendfusionError> {
+        self.coordinator.open_client_port(config, listener).await
+    }
+
     /// A client session whose queries run on this cluster.
     pub async fn client(&self) -> Result<SessionContext, LendfusionError> {
         cluster_client_context(&self.config, &self.coordinator.url()).await

@@ -63,8 +63,8 @@ pub fn builtin_factors() -> Vec<BuiltinFactor> {
         f(
             "days_to_cover",
             "days_to_cover(on_loan_qty, AVG(volume) OVER (PARTITION BY security_id ORDER BY date \
-             ROWS BETWEEN 19 PRECEDING AND CURRENT ROW))",
-            "on-loan quantity over the 20-day average volume",
+             ROWS BETWEEN 29 PRECEDING AND CURRENT ROW))",
+            "on-loan quantity over the 30-day average volume",
         ),
         f("fee_bps", "fee_bps", "indicative borrow fee, bps"),
         f(

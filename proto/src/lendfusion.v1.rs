@@ -71,7 +71,8 @@ pub struct FactorReport {
     pub by_size: bool,
     #[prost(bool, tag = "13")]
     pub zero_bucket: bool,
-    /// Which table: `summary` (default), `ic`, `quantile_returns`, `long_short`.
+    /// Which table: `summary` (default), `series` (per date: IC, long/short, turnover),
+    /// `quantile_returns`, `quantile_means`, `assignments`, `regimes`, `sizes`.
     #[prost(string, tag = "14")]
     pub table: ::prost::alloc::string::String,
 }

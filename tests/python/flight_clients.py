@@ -218,6 +218,15 @@ def test_adbc():
             cur.execute("SELECT count(*) FROM lending WHERE is_htb(fee_bps)")
             check(cur.fetchone()[0] == n_htb, "prepared float parameter")
 
+        # A prepared statement without parameters.
+        with conn.cursor() as cur:
+            cur.adbc_prepare("SELECT count(*) AS n FROM market")
+            cur.execute("SELECT count(*) AS n FROM market")
+            check(cur.fetchone()[0] > 0, "prepared statement without parameters")
+        # SqlInfo.
+        info = conn.adbc_get_info()
+        check(info.get("vendor_name") == "lendfusion", f"GetSqlInfo: {info}")
+
         # Tables and schemas.
         objects = conn.adbc_get_objects(depth="columns").read_all().to_pylist()
         tables = {
@@ -307,6 +316,16 @@ def test_pyarrow_flight_and_panel():
     check((abs(rank.values - got["fee_rank"].values) < 1e-12).all(), "fee rank within the universe")
     check((want["region"].values == got["region"].values).all(), "region")
 
+    # FactorReport: the report's tables, computed on the cluster.
+    report = lendfusion_pb2.FactorReport(factor="utilization", rebalance="monthly", table="summary")
+    summary = read_all(client, client.get_flight_info(command(report), options), options).to_pandas()
+    check(list(summary["sample"]) == ["full", "ex_htb"], summary)
+    check({"ic_mean", "ann_return", "sharpe", "max_drawdown", "turnover"} <= set(summary.columns), summary.columns)
+    check(summary["ic_mean"].iloc[0] < 0, "planted: high utilization, low returns")
+    report.table = "quantile_means"
+    means = read_all(client, client.get_flight_info(command(report), options), options).to_pandas()
+    check(sorted(means["bucket"].unique()) == list(range(1, 11)), means)
+
     # A bad panel is a clear INVALID_ARGUMENT.
     bad = lendfusion_pb2.FactorPanel(factors=[lendfusion_pb2.Factor(expression="utilization")], start_date="June")
     try:
@@ -376,6 +395,13 @@ def test_flightsql_dbapi():
     cursor.execute("SELECT count(*) AS n, max(fee_bps) AS top FROM lending WHERE is_htb(fee_bps)")
     n, top = cursor.fetchone()
     check(n > 0 and top > 120, (n, top))
+    # XDBC type info and table types through the same client.
+    info = client.get_xdbc_type_info(None)
+    types = client.do_get(info.endpoints[0].ticket).read_all().to_pydict()["type_name"]
+    check("DOUBLE" in types and "VARCHAR" in types, types)
+    info = client.get_table_types()
+    kinds = client.do_get(info.endpoints[0].ticket).read_all().to_pydict()["table_type"]
+    check("TABLE" in kinds and "VIEW" in kinds, kinds)
     print("flightsql-dbapi: ok")
 
 

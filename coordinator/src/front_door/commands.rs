@@ -72,6 +72,77 @@ pub fn factor_panel_sql(panel: &pb::FactorPanel) -> Result<String, Status> {
     panel_sql(&request).map_err(|e| status_of(&e.into()))
 }
 
+/// The report options of a `FactorReport` and the table it asks for.
+pub fn report_options(
+    report: &pb::FactorReport,
+) -> Result<(lendfusion_report::ReportOptions, String), Status> {
+    use lendfusion_report::{DEFAULT_HTB_BPS, Direction, Rebalance, ReportOptions};
+    let bad = |m: String| Status::invalid_argument(m);
+    let date = |what: &str, text: &str| -> Result<Option<chrono::NaiveDate>, Status> {
+        if text.trim().is_empty() {
+            return Ok(None);
+        }
+        chrono::NaiveDate::parse_from_str(text.trim(), "%Y-%m-%d")
+            .map(Some)
+            .map_err(|_| bad(format!("{what} {text:?} is not a date (YYYY-MM-DD)")))
+    };
+    let options = ReportOptions {
+        factor: report.factor.clone(),
+        universe: Some(report.universe.trim().to_string()).filter(|u| !u.is_empty()),
+        start: date("start_date", &report.start_date)?,
+        end: date("end_date", &report.end_date)?,
+        rebalance: Rebalance::parse(&report.rebalance).map_err(bad)?,
+        horizon: if report.horizon == 0 {
+            21
+        } else {
+            report.horizon
+        },
+        quantiles: if report.quantiles == 0 {
+            10
+        } else {
+            report.quantiles
+        },
+        direction: Direction::parse(&report.direction).map_err(bad)?,
+        htb_threshold_bps: report.exclude_htb_bps.unwrap_or(DEFAULT_HTB_BPS),
+        neutralize: report.neutralize,
+        by_regime: report.by_regime,
+        by_size: report.by_size,
+        zero_bucket: report.zero_bucket,
+    };
+    options.validate().map_err(bad)?;
+    let table = match report.table.trim() {
+        "" => "summary".to_string(),
+        other => other.to_string(),
+    };
+    Ok((options, table))
+}
+
+/// One table of a computed report.
+pub fn report_table(
+    tables: lendfusion_report::ReportTables,
+    name: &str,
+) -> Result<Vec<arrow::record_batch::RecordBatch>, Status> {
+    let missing = |what: &str| {
+        Status::invalid_argument(format!(
+            "the report has no {what} table: ask for by_regime / by_size"
+        ))
+    };
+    Ok(match name {
+        "summary" => tables.summary,
+        "series" | "ic" | "long_short" => tables.series,
+        "quantile_returns" => tables.quantile_returns,
+        "quantile_means" => tables.quantile_means,
+        "assignments" => tables.assignments,
+        "regimes" => tables.regimes.ok_or_else(|| missing("regimes"))?,
+        "sizes" => tables.sizes.ok_or_else(|| missing("sizes"))?,
+        other => {
+            return Err(Status::invalid_argument(format!(
+                "unknown report table {other:?}: summary, series, quantile_returns,                  quantile_means, assignments, regimes, sizes"
+            )));
+        }
+    })
+}
+
 /// `list-functions`: every SQL function and built-in factor.
 pub fn list_functions() -> Vec<u8> {
     let mut functions: Vec<pb::FunctionInfo> = lendfusion_udfs::catalog::function_infos()

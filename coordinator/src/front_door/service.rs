@@ -148,6 +148,29 @@ impl FrontDoorService {
     }
 }
 
+/// The cluster as the report's engine: SQL through the same path as client statements.
+struct ClusterEngine<'a> {
+    service: &'a FrontDoorService,
+    who: Principal,
+}
+
+#[async_trait::async_trait]
+impl lendfusion_report::SqlRunner for ClusterEngine<'_> {
+    async fn collect(&self, sql: &str) -> datafusion::error::Result<Vec<RecordBatch>> {
+        let to_df = |s: Status| datafusion::error::DataFusionError::Plan(s.message().to_string());
+        let service = self.service;
+        let plan = plan_sql(&service.ctx, sql).await.map_err(to_df)?;
+        let physical = service.ctx.state().create_physical_plan(&plan).await?;
+        let handle = service
+            .runner
+            .run(&service.ctx, physical, "FactorReport", self.who.clone())
+            .await
+            .map_err(to_df)?;
+        let result = service.runner.result(&handle, &self.who).map_err(to_df)?;
+        result_stream(result).try_collect().await
+    }
+}
+
 /// The caller the gate put on the request.
 fn caller<T>(request: &Request<T>) -> Principal {
     request
@@ -265,10 +288,30 @@ impl FlightSqlService for FrontDoorService {
                 self.run_plan(plan, "FactorPanel", who, request.into_inner())
                     .await
             }
-            Some(commands::Command::FactorReport(report)) => Err(Status::unimplemented(format!(
-                "FactorReport ({}) is not served yet: it lands with `lendfusion report`",
-                report.factor
-            ))),
+            Some(commands::Command::FactorReport(report)) => {
+                let (options, table) = commands::report_options(&report)?;
+                let engine = ClusterEngine {
+                    service: self,
+                    who: who.clone(),
+                };
+                let tables = lendfusion_report::run(&engine, &options)
+                    .await
+                    .map_err(|e| status_of(&e))?;
+                let batches = commands::report_table(tables, &table)?;
+                let schema = batches
+                    .first()
+                    .map(|b| b.schema())
+                    .ok_or_else(|| Status::internal("empty report table"))?;
+                let handle = self.runner.keep_local(schema.clone(), batches, who)?;
+                let ticket = TicketStatementQuery {
+                    statement_handle: handle.into(),
+                };
+                flight_info(
+                    &schema,
+                    ticket.as_any().encode_to_vec(),
+                    request.into_inner(),
+                )
+            }
             None => Err(Status::invalid_argument(format!(
                 "unknown command {:?}: send a Flight SQL command or a lendfusion.v1 message \
                  (FactorPanel) packed in google.protobuf.Any",

@@ -1,0 +1,161 @@
+//! The engine's part of a report: one row per (rebalance date, universe member) with the
+//! factor known on that date and the forward return that follows it.
+//!
+//! No look-ahead: the factor is computed from rows up to the rebalance date (the functions'
+//! windows only look back, except `fwd_return`, which is computed separately on `market` and
+//! only joined); rows are never dropped for a missing forward return before bucketing.
+
+use lendfusion_core::factors::{PANEL_COLUMNS, builtin_factor};
+
+use crate::options::{Rebalance, ReportOptions};
+
+/// Calendar days of history before the first rebalance date that factor windows may use.
+const LOOKBACK_DAYS: i64 = 400;
+
+/// Columns of the squeeze view, joined when the factor mentions one.
+const SQUEEZE_COLUMNS: &[&str] = &[
+    "otm",
+    "otm_max20",
+    "near_breakeven",
+    "news",
+    "earnings",
+    "abnormal_volume",
+];
+
+/// The factor's SQL: a built-in factor's expression, or the expression as given.
+pub fn factor_sql(factor: &str) -> String {
+    builtin_factor(factor).map_or_else(|| factor.to_string(), |b| b.sql.to_string())
+}
+
+fn mentions(text: &str, word: &str) -> bool {
+    text.match_indices(word).any(|(i, _)| {
+        let before = text[..i].chars().next_back();
+        let after = text[i + word.len()..].chars().next();
+        let ident = |c: Option<char>| c.is_some_and(|c| c.is_ascii_alphanumeric() || c == '_');
+        !ident(before) && !ident(after)
+    })
+}
+
+/// The observations query. Columns: `date, security_id, factor, fwd_ret` (the `horizon`-row
+/// forward return, for the IC and the quantile returns), `hold_ret` (the return held from this
+/// rebalance date to the next one, for the long/short portfolio; NULL on the last), `fee_bps,
+/// market_cap`, plus `regime` (with `by_regime`). With `neutralize`, `factor` is already the
+/// cross-sectional residual.
+pub fn observations_sql(options: &ReportOptions) -> String {
+    let factor = factor_sql(&options.factor);
+    let lower = factor.to_ascii_lowercase();
+    let needs_squeeze = SQUEEZE_COLUMNS.iter().any(|c| mentions(&lower, c));
+    let needs_market = options.neutralize || options.by_regime;
+    let market_cols: Vec<String> = PANEL_COLUMNS[14..]
+        .iter()
+        .map(|c| format!("m.{c}"))
+        .collect();
+    let mut base = format!(
+        "SELECT l.*, {} FROM lending l JOIN market m ON l.date = m.date AND l.security_id = m.security_id",
+        market_cols.join(", ")
+    );
+    if needs_squeeze {
+        base = format!(
+            "SELECT b.*, {} FROM ({base}) b JOIN squeeze_inputs s ON b.date = s.date AND b.security_id = s.security_id",
+            SQUEEZE_COLUMNS
+                .iter()
+                .map(|c| format!("s.{c}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
+    if needs_market {
+        base = format!("SELECT b.*, mk.mkt FROM ({base}) b JOIN market_ret mk ON b.date = mk.date");
+    }
+    let lower_bound = options
+        .start
+        .map(|s| s - chrono::Duration::days(LOOKBACK_DAYS));
+    if let Some(from) = lower_bound {
+        base = format!("SELECT * FROM ({base}) x WHERE x.date >= DATE '{from}'");
+    }
+    let neutral_inputs = if options.neutralize {
+        ", ln(market_cap) AS ln_cap, book_to_market, \
+         past_return(total_return, 252, 21) OVER (PARTITION BY security_id ORDER BY date) AS mom_12_1, \
+         ts_beta(total_return, mkt, 252) OVER (PARTITION BY security_id ORDER BY date) AS beta_252"
+    } else {
+        ""
+    };
+    let rebalance_dates = match options.rebalance {
+        Rebalance::Monthly => {
+            "SELECT max(date) AS date FROM calendar GROUP BY date_trunc('month', date)"
+        }
+        Rebalance::Weekly => {
+            "SELECT max(date) AS date FROM calendar GROUP BY date_trunc('week', date)"
+        }
+        Rebalance::Daily => "SELECT date FROM calendar",
+    };
+    let mut filters = vec![];
+    if let Some(start) = options.start {
+        filters.push(format!("s.date >= DATE '{start}'"));
+    }
+    if let Some(end) = options.end {
+        filters.push(format!("s.date <= DATE '{end}'"));
+    }
+    if let Some(universe) = &options.universe {
+        filters.push(format!(
+            "EXISTS (SELECT 1 FROM universe u WHERE u.universe = '{universe}' AND u.security_id = s.security_id \
+             AND u.start_date <= s.date AND (u.end_date IS NULL OR s.date <= u.end_date))"
+        ));
+    }
+    let where_clause = if filters.is_empty() {
+        String::new()
+    } else {
+        format!("WHERE {}", filters.join(" AND "))
+    };
+    let regime_cte = if options.by_regime {
+        ", regimes AS (SELECT date, market_regime(past_return(mkt, 63) OVER (ORDER BY date)) AS regime FROM market_ret)"
+    } else {
+        ""
+    };
+    let regime_join = if options.by_regime {
+        " LEFT JOIN regimes g ON s.date = g.date"
+    } else {
+        ""
+    };
+    let regime_col = if options.by_regime { ", g.regime" } else { "" };
+    let neutral_cols = if options.neutralize {
+        ", s.ln_cap, s.book_to_market, s.mom_12_1, s.beta_252"
+    } else {
+        ""
+    };
+    let sample = format!(
+        "SELECT s.date, s.security_id, s.factor, f.fwd_ret, h.hold_ret, s.fee_bps, s.market_cap{neutral_cols}{regime_col} \
+         FROM scored s JOIN rebalance r ON s.date = r.date \
+         LEFT JOIN fwd f ON s.date = f.date AND s.security_id = f.security_id \
+         LEFT JOIN held h ON s.date = h.date AND s.security_id = h.security_id{regime_join} {where_clause}"
+    );
+    let select = if options.neutralize {
+        format!(
+            "SELECT date, security_id, \
+             fm_residual(factor, ln_cap, book_to_market, mom_12_1, beta_252) OVER (PARTITION BY date) AS factor, \
+             fwd_ret, hold_ret, fee_bps, market_cap{regime} FROM sample",
+            regime = if options.by_regime { ", regime" } else { "" }
+        )
+    } else {
+        "SELECT * FROM sample".to_string()
+    };
+    format!(
+        "WITH market_ret AS (SELECT date, avg(total_return) AS mkt FROM market GROUP BY date), \
+         calendar AS (SELECT DISTINCT date FROM market), \
+         rebalance AS ({rebalance_dates}), \
+         scored AS (SELECT date, security_id, CAST(({factor}) AS DOUBLE) AS factor, fee_bps, market_cap{neutral_inputs} \
+                    FROM ({base}) p), \
+         fwd AS (SELECT date, security_id, \
+                 fwd_return(total_return, {horizon}) OVER (PARTITION BY security_id ORDER BY date) AS fwd_ret \
+                 FROM market), \
+         period_of AS (SELECT c.date, max(r.date) AS start FROM calendar c JOIN rebalance r ON r.date < c.date \
+                       WHERE c.date <= (SELECT max(date) FROM rebalance) GROUP BY c.date), \
+         held AS (SELECT m.security_id, p.start AS date, \
+                  CASE WHEN count(*) = count(CASE WHEN m.total_return > -1 AND m.total_return < 1e300 THEN 1 END) \
+                       THEN exp(sum(ln(1 + m.total_return))) - 1 END AS hold_ret \
+                  FROM market m JOIN period_of p ON m.date = p.date GROUP BY m.security_id, p.start){regime_cte}, \
+         sample AS ({sample}) \
+         {select} ORDER BY date, security_id",
+        horizon = options.horizon,
+    )
+}
