@@ -61,14 +61,20 @@ fn init_logging(server: bool) {
         .init();
 }
 
+/// Stack of every runtime thread.
+const RUNTIME_STACK_BYTES: usize = 16 * 1024 * 1024;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(matches!(
         cli.command,
         Command::Coordinator(_) | Command::Worker(_) | Command::Demo(_)
     ));
+    // Deep plans (the squeeze view under a report's joins) recurse deeply when they are
+    // planned, serialized for the workers and decoded there: 2 MiB thread stacks overflow.
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
+        .thread_stack_size(RUNTIME_STACK_BYTES)
         .build()
     {
         Ok(rt) => rt,

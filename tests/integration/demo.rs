@@ -89,7 +89,7 @@ async fn demo_reports_serves_flight_sql_and_stops_on_ctrl_c() {
     });
     let started = Instant::now();
     let mut transcript = String::new();
-    while !transcript.contains("serving Flight SQL") {
+    while !transcript.contains("Ctrl-C stops") {
         match rx.recv_timeout(Duration::from_secs(5)) {
             Ok(line) => {
                 transcript.push_str(&line);
