@@ -4,7 +4,7 @@
 help: ## list the targets
 	@awk -F':.*## ' '/^[a-z]+:.*## / {printf "  %-6s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
-demo: ## the main job: generate a demo panel (once) and run a factor query on it
+demo: ## the main job: `lendfusion demo` (demo panel, embedded cluster, factor reports, Flight SQL)
 	scripts/demo.sh
 
 test: ## every test, installing what they need (Garage S3 server)
