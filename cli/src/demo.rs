@@ -125,6 +125,7 @@ pub async fn run(args: DemoArgs, mut config: LendfusionConfig) -> CliResult {
     for factor in FACTORS {
         let options = ReportOptions {
             factor: factor.to_string(),
+            squeeze_validation: factor == "squeeze_score",
             ..Default::default()
         };
         let started = std::time::Instant::now();

@@ -73,6 +73,9 @@ pub struct ReportArgs {
     /// Zero factor values in their own bucket (0), positive values in quantiles.
     #[arg(long)]
     zero_bucket: bool,
+    /// Add the squeeze-model validation (squeeze frequency and excess returns per bucket).
+    #[arg(long)]
+    squeeze_validation: bool,
     /// Output folder: report.html, and every table as CSV and Parquet.
     #[arg(long)]
     out: PathBuf,
@@ -104,6 +107,7 @@ impl ReportArgs {
             by_regime: self.by_regime,
             by_size: self.by_size,
             zero_bucket: self.zero_bucket,
+            squeeze_validation: self.squeeze_validation,
         })
     }
 }

@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x10lendfusion.proto\x12\rlendfusion.v1\"\x95\x01\n\x0b\x46\x61\x63torPanel\x12&\n\x07\x66\x61\x63tors\x18\x01 \x03(\x0b\x32\x15.lendfusion.v1.Factor\x12\x10\n\x08universe\x18\x02 \x01(\t\x12\x12\n\nstart_date\x18\x03 \x01(\t\x12\x10\n\x08\x65nd_date\x18\x04 \x01(\t\x12\x0f\n\x07\x63olumns\x18\x05 \x03(\t\x12\x15\n\rlookback_days\x18\x06 \x01(\r\"*\n\x06\x46\x61\x63tor\x12\x12\n\nexpression\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\"\xae\x02\n\x0c\x46\x61\x63torReport\x12\x0e\n\x06\x66\x61\x63tor\x18\x01 \x01(\t\x12\x10\n\x08universe\x18\x02 \x01(\t\x12\x12\n\nstart_date\x18\x03 \x01(\t\x12\x10\n\x08\x65nd_date\x18\x04 \x01(\t\x12\x11\n\trebalance\x18\x05 \x01(\t\x12\x0f\n\x07horizon\x18\x06 \x01(\r\x12\x11\n\tquantiles\x18\x07 \x01(\r\x12\x11\n\tdirection\x18\x08 \x01(\t\x12\x1c\n\x0f\x65xclude_htb_bps\x18\t \x01(\x01H\x00\x88\x01\x01\x12\x12\n\nneutralize\x18\n \x01(\x08\x12\x11\n\tby_regime\x18\x0b \x01(\x08\x12\x0f\n\x07\x62y_size\x18\x0c \x01(\x08\x12\x13\n\x0bzero_bucket\x18\r \x01(\x08\x12\r\n\x05table\x18\x0e \x01(\tB\x12\n\x10_exclude_htb_bps\">\n\x0c\x46unctionList\x12.\n\tfunctions\x18\x01 \x03(\x0b\x32\x1b.lendfusion.v1.FunctionInfo\"?\n\x0c\x46unctionInfo\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04kind\x18\x02 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x03 \x01(\t\"5\n\tTableList\x12(\n\x06tables\x18\x01 \x03(\x0b\x32\x18.lendfusion.v1.TableInfo\"S\n\tTableInfo\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04kind\x18\x02 \x01(\t\x12*\n\x07\x63olumns\x18\x03 \x03(\x0b\x32\x19.lendfusion.v1.ColumnInfo\"?\n\nColumnInfo\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x11\n\tdata_type\x18\x02 \x01(\t\x12\x10\n\x08nullable\x18\x03 \x01(\x08\":\n\x06Health\x12\x0e\n\x06status\x18\x01 \x01(\t\x12\x0f\n\x07workers\x18\x02 \x01(\r\x12\x0f\n\x07version\x18\x03 \x01(\tb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x10lendfusion.proto\x12\rlendfusion.v1\"\x95\x01\n\x0b\x46\x61\x63torPanel\x12&\n\x07\x66\x61\x63tors\x18\x01 \x03(\x0b\x32\x15.lendfusion.v1.Factor\x12\x10\n\x08universe\x18\x02 \x01(\t\x12\x12\n\nstart_date\x18\x03 \x01(\t\x12\x10\n\x08\x65nd_date\x18\x04 \x01(\t\x12\x0f\n\x07\x63olumns\x18\x05 \x03(\t\x12\x15\n\rlookback_days\x18\x06 \x01(\r\"*\n\x06\x46\x61\x63tor\x12\x12\n\nexpression\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\"\xca\x02\n\x0c\x46\x61\x63torReport\x12\x0e\n\x06\x66\x61\x63tor\x18\x01 \x01(\t\x12\x10\n\x08universe\x18\x02 \x01(\t\x12\x12\n\nstart_date\x18\x03 \x01(\t\x12\x10\n\x08\x65nd_date\x18\x04 \x01(\t\x12\x11\n\trebalance\x18\x05 \x01(\t\x12\x0f\n\x07horizon\x18\x06 \x01(\r\x12\x11\n\tquantiles\x18\x07 \x01(\r\x12\x11\n\tdirection\x18\x08 \x01(\t\x12\x1c\n\x0f\x65xclude_htb_bps\x18\t \x01(\x01H\x00\x88\x01\x01\x12\x12\n\nneutralize\x18\n \x01(\x08\x12\x11\n\tby_regime\x18\x0b \x01(\x08\x12\x0f\n\x07\x62y_size\x18\x0c \x01(\x08\x12\x13\n\x0bzero_bucket\x18\r \x01(\x08\x12\r\n\x05table\x18\x0e \x01(\t\x12\x1a\n\x12squeeze_validation\x18\x0f \x01(\x08\x42\x12\n\x10_exclude_htb_bps\">\n\x0c\x46unctionList\x12.\n\tfunctions\x18\x01 \x03(\x0b\x32\x1b.lendfusion.v1.FunctionInfo\"?\n\x0c\x46unctionInfo\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04kind\x18\x02 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x03 \x01(\t\"5\n\tTableList\x12(\n\x06tables\x18\x01 \x03(\x0b\x32\x18.lendfusion.v1.TableInfo\"S\n\tTableInfo\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04kind\x18\x02 \x01(\t\x12*\n\x07\x63olumns\x18\x03 \x03(\x0b\x32\x19.lendfusion.v1.ColumnInfo\"?\n\nColumnInfo\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x11\n\tdata_type\x18\x02 \x01(\t\x12\x10\n\x08nullable\x18\x03 \x01(\x08\":\n\x06Health\x12\x0e\n\x06status\x18\x01 \x01(\t\x12\x0f\n\x07workers\x18\x02 \x01(\r\x12\x0f\n\x07version\x18\x03 \x01(\tb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -36,17 +36,17 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_FACTOR']._serialized_start=187
   _globals['_FACTOR']._serialized_end=229
   _globals['_FACTORREPORT']._serialized_start=232
-  _globals['_FACTORREPORT']._serialized_end=534
-  _globals['_FUNCTIONLIST']._serialized_start=536
-  _globals['_FUNCTIONLIST']._serialized_end=598
-  _globals['_FUNCTIONINFO']._serialized_start=600
-  _globals['_FUNCTIONINFO']._serialized_end=663
-  _globals['_TABLELIST']._serialized_start=665
-  _globals['_TABLELIST']._serialized_end=718
-  _globals['_TABLEINFO']._serialized_start=720
-  _globals['_TABLEINFO']._serialized_end=803
-  _globals['_COLUMNINFO']._serialized_start=805
-  _globals['_COLUMNINFO']._serialized_end=868
-  _globals['_HEALTH']._serialized_start=870
-  _globals['_HEALTH']._serialized_end=928
+  _globals['_FACTORREPORT']._serialized_end=562
+  _globals['_FUNCTIONLIST']._serialized_start=564
+  _globals['_FUNCTIONLIST']._serialized_end=626
+  _globals['_FUNCTIONINFO']._serialized_start=628
+  _globals['_FUNCTIONINFO']._serialized_end=691
+  _globals['_TABLELIST']._serialized_start=693
+  _globals['_TABLELIST']._serialized_end=746
+  _globals['_TABLEINFO']._serialized_start=748
+  _globals['_TABLEINFO']._serialized_end=831
+  _globals['_COLUMNINFO']._serialized_start=833
+  _globals['_COLUMNINFO']._serialized_end=896
+  _globals['_HEALTH']._serialized_start=898
+  _globals['_HEALTH']._serialized_end=956
 # @@protoc_insertion_point(module_scope)

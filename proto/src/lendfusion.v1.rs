@@ -72,9 +72,13 @@ pub struct FactorReport {
     #[prost(bool, tag = "13")]
     pub zero_bucket: bool,
     /// Which table: `summary` (default), `series` (per date: IC, long/short, turnover),
-    /// `quantile_returns`, `quantile_means`, `assignments`, `regimes`, `sizes`.
+    /// `quantile_returns`, `quantile_means`, `assignments`, `regimes`, `sizes`,
+    /// `squeeze_validation`, `squeeze_spread`.
     #[prost(string, tag = "14")]
     pub table: ::prost::alloc::string::String,
+    /// Add the squeeze-model validation tables.
+    #[prost(bool, tag = "15")]
+    pub squeeze_validation: bool,
 }
 /// Result of the `list-functions` action.
 #[derive(Clone, PartialEq, ::prost::Message)]

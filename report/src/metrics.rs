@@ -30,6 +30,12 @@ pub struct ReportTables {
     pub sizes: Option<Vec<RecordBatch>>,
     /// Per sample, rebalance date and security: the factor, its bucket and the forward return.
     pub assignments: Vec<RecordBatch>,
+    /// Per sample and bucket: squeeze frequency in the next `horizon` rows against the
+    /// universe's, and excess returns by holding period (with `squeeze_validation`).
+    pub squeeze_validation: Option<Vec<RecordBatch>>,
+    /// Per sample and holding period: lowest bucket's excess return over the universe and the
+    /// lowest-minus-highest spread (with `squeeze_validation`).
+    pub squeeze_spread: Option<Vec<RecordBatch>>,
 }
 
 async fn register(ctx: &SessionContext, name: &str, batches: Vec<RecordBatch>) -> Result<()> {
@@ -76,6 +82,9 @@ pub async fn compute(
     let extra = [
         options.by_regime.then_some(", regime"),
         Some(", market_cap"),
+        options
+            .squeeze_validation
+            .then_some(", fwd_5d, fwd_10d, fwd_21d, fwd_63d, squeeze_next"),
     ]
     .into_iter()
     .flatten()
@@ -200,6 +209,12 @@ pub async fn compute(
     } else {
         None
     };
+    let (squeeze_validation, squeeze_spread) = if options.squeeze_validation {
+        let (validation, spread) = squeeze_tables(&ctx, q).await?;
+        (Some(validation), Some(spread))
+    } else {
+        (None, None)
+    };
     Ok(ReportTables {
         summary,
         series,
@@ -208,5 +223,60 @@ pub async fn compute(
         regimes,
         sizes,
         assignments,
+        squeeze_validation,
+        squeeze_spread,
     })
+}
+
+/// Markit's Table 1 layout: per bucket, squeeze frequency and excess returns against the
+/// universe (all bucketed names of the date); per holding period, the lowest bucket's excess
+/// return and the lowest-minus-highest spread, averaged over rebalance dates.
+async fn squeeze_tables(
+    ctx: &SessionContext,
+    quantiles: u32,
+) -> Result<(Vec<RecordBatch>, Vec<RecordBatch>)> {
+    let holdings = crate::observations::SQUEEZE_HOLDING_DAYS;
+    let means: String = holdings
+        .iter()
+        .map(|k| format!(", avg(fwd_{k}d) AS f{k}"))
+        .collect();
+    let excess: String = holdings
+        .iter()
+        .map(|k| format!(", avg(p.f{k} - u.f{k}) AS excess_{k}d"))
+        .collect();
+    let validation = collect(
+        ctx,
+        &format!(
+            "WITH per_date AS (SELECT sample, date, bucket, count(*) AS names, avg(squeeze_next) AS sq{means} \
+               FROM bucketed WHERE bucket IS NOT NULL GROUP BY sample, date, bucket), \
+             universe AS (SELECT sample, date, avg(squeeze_next) AS sq{means} \
+               FROM bucketed WHERE bucket IS NOT NULL GROUP BY sample, date) \
+             SELECT p.sample, p.bucket, sum(p.names) AS names, avg(p.sq) AS squeeze_share, \
+               avg(u.sq) AS universe_squeeze_share{excess} \
+             FROM per_date p JOIN universe u ON p.sample = u.sample AND p.date = u.date \
+             GROUP BY p.sample, p.bucket ORDER BY p.sample DESC, p.bucket"
+        ),
+    )
+    .await?;
+    let spread = holdings
+        .iter()
+        .map(|k| {
+            format!(
+                "SELECT sample, {k} AS holding_days, avg(low - universe) AS lowest_bucket_excess, \
+                   avg(low - high) AS lowest_minus_highest FROM ( \
+                   SELECT sample, date, \
+                     avg(CASE WHEN bucket = 1 THEN fwd_{k}d END) AS low, \
+                     avg(CASE WHEN bucket = {quantiles} THEN fwd_{k}d END) AS high, \
+                     avg(CASE WHEN bucket IS NOT NULL THEN fwd_{k}d END) AS universe \
+                   FROM bucketed GROUP BY sample, date) d GROUP BY sample"
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(" UNION ALL ");
+    let spread = collect(
+        ctx,
+        &format!("SELECT * FROM ({spread}) s ORDER BY sample DESC, holding_days"),
+    )
+    .await?;
+    Ok((validation, spread))
 }

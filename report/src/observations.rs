@@ -9,6 +9,9 @@ use lendfusion_core::factors::{PANEL_COLUMNS, builtin_factor};
 
 use crate::options::{Rebalance, ReportOptions};
 
+/// Holding periods (rows) of the squeeze validation's excess returns.
+pub const SQUEEZE_HOLDING_DAYS: [u32; 4] = [5, 10, 21, 63];
+
 /// Calendar days of history before the first rebalance date that factor windows may use.
 const LOOKBACK_DAYS: i64 = 400;
 
@@ -123,18 +126,54 @@ pub fn observations_sql(options: &ReportOptions) -> String {
     } else {
         ""
     };
+    let (squeeze_fwd, squeeze_cte, squeeze_cols, squeeze_join) = if options.squeeze_validation {
+        let fwd: String = SQUEEZE_HOLDING_DAYS
+            .iter()
+            .map(|k| {
+                format!(
+                    ", fwd_return(total_return, {k}) OVER (PARTITION BY security_id ORDER BY date) AS fwd_{k}d"
+                )
+            })
+            .collect();
+        let cols: String = SQUEEZE_HOLDING_DAYS
+            .iter()
+            .map(|k| format!(", f.fwd_{k}d"))
+            .collect();
+        let cte = format!(
+            ", events AS (SELECT l.date, l.security_id, \
+               squeeze_event(m.total_return, l.on_loan_qty) OVER (PARTITION BY l.security_id ORDER BY l.date) AS ev \
+               FROM lending l JOIN market m ON l.date = m.date AND l.security_id = m.security_id), \
+             later AS (SELECT date, security_id, \
+               MAX(CASE WHEN ev THEN 1.0 WHEN ev IS NOT NULL THEN 0.0 END) OVER (PARTITION BY security_id ORDER BY date \
+                 ROWS BETWEEN 1 FOLLOWING AND {h} FOLLOWING) AS squeeze_next FROM events)",
+            h = options.horizon
+        );
+        (
+            fwd,
+            cte,
+            format!("{cols}, q.squeeze_next"),
+            " LEFT JOIN later q ON s.date = q.date AND s.security_id = q.security_id",
+        )
+    } else {
+        (String::new(), String::new(), String::new(), "")
+    };
     let sample = format!(
-        "SELECT s.date, s.security_id, s.factor, f.fwd_ret, h.hold_ret, s.fee_bps, s.market_cap{neutral_cols}{regime_col} \
+        "SELECT s.date, s.security_id, s.factor, f.fwd_ret, h.hold_ret, s.fee_bps, s.market_cap{neutral_cols}{regime_col}{squeeze_cols} \
          FROM scored s JOIN rebalance r ON s.date = r.date \
          LEFT JOIN fwd f ON s.date = f.date AND s.security_id = f.security_id \
-         LEFT JOIN held h ON s.date = h.date AND s.security_id = h.security_id{regime_join} {where_clause}"
+         LEFT JOIN held h ON s.date = h.date AND s.security_id = h.security_id{regime_join}{squeeze_join} {where_clause}"
     );
     let select = if options.neutralize {
         format!(
             "SELECT date, security_id, \
              fm_residual(factor, ln_cap, book_to_market, mom_12_1, beta_252) OVER (PARTITION BY date) AS factor, \
-             fwd_ret, hold_ret, fee_bps, market_cap{regime} FROM sample",
-            regime = if options.by_regime { ", regime" } else { "" }
+             fwd_ret, hold_ret, fee_bps, market_cap{regime}{squeeze} FROM sample",
+            regime = if options.by_regime { ", regime" } else { "" },
+            squeeze = if options.squeeze_validation {
+                ", fwd_5d, fwd_10d, fwd_21d, fwd_63d, squeeze_next"
+            } else {
+                ""
+            }
         )
     } else {
         "SELECT * FROM sample".to_string()
@@ -146,8 +185,8 @@ pub fn observations_sql(options: &ReportOptions) -> String {
          scored AS (SELECT date, security_id, CAST(({factor}) AS DOUBLE) AS factor, fee_bps, market_cap{neutral_inputs} \
                     FROM ({base}) p), \
          fwd AS (SELECT date, security_id, \
-                 fwd_return(total_return, {horizon}) OVER (PARTITION BY security_id ORDER BY date) AS fwd_ret \
-                 FROM market), \
+                 fwd_return(total_return, {horizon}) OVER (PARTITION BY security_id ORDER BY date) AS fwd_ret{squeeze_fwd} \
+                 FROM market){squeeze_cte}, \
          period_of AS (SELECT c.date, max(r.date) AS start FROM calendar c JOIN rebalance r ON r.date < c.date \
                        WHERE c.date <= (SELECT max(date) FROM rebalance) GROUP BY c.date), \
          held AS (SELECT m.security_id, p.start AS date, \

@@ -106,6 +106,9 @@ pub struct ReportOptions {
     pub by_size: bool,
     /// Zero factor values in a bucket of their own (bucket 0), positive ones in quantiles.
     pub zero_bucket: bool,
+    /// Add the squeeze-model validation (Markit's Table 1): per bucket, the share of names with
+    /// a `squeeze_event` in the next `horizon` rows, and excess returns by holding period.
+    pub squeeze_validation: bool,
 }
 
 impl Default for ReportOptions {
@@ -124,6 +127,7 @@ impl Default for ReportOptions {
             by_regime: false,
             by_size: false,
             zero_bucket: false,
+            squeeze_validation: false,
         }
     }
 }

@@ -107,6 +107,12 @@ pub fn write_report(
     if let Some(s) = &tables.sizes {
         named.push(("sizes", s));
     }
+    if let Some(v) = &tables.squeeze_validation {
+        named.push(("squeeze_validation", v));
+    }
+    if let Some(v) = &tables.squeeze_spread {
+        named.push(("squeeze_spread", v));
+    }
     for (name, batches) in &named {
         write_csv(&dir.join(format!("{name}.csv")), batches)?;
         write_parquet(&dir.join(format!("{name}.parquet")), batches)?;
@@ -373,6 +379,20 @@ fn render_html(options: &ReportOptions, tables: &ReportTables) -> String {
     if let Some(s) = &tables.sizes {
         html.push_str("<h2>IC within market-cap quintiles (1 = smallest)</h2>");
         html.push_str(&html_table(s));
+    }
+    if let Some(v) = &tables.squeeze_validation {
+        html.push_str(&format!(
+            "<h2>Squeeze validation: share of names with a squeeze event in the next {} days, \
+             and excess forward return over the universe, per bucket</h2>",
+            options.horizon
+        ));
+        html.push_str(&html_table(v));
+    }
+    if let Some(v) = &tables.squeeze_spread {
+        html.push_str(
+            "<h2>Lowest bucket by holding period: excess return and spread to the highest</h2>",
+        );
+        html.push_str(&html_table(v));
     }
     html.push_str(
         "<p>Series: summary, series (per date: IC, long/short, turnover), quantile_returns and \

@@ -123,6 +123,7 @@ async fn report_equals_an_independent_computation_and_the_cli_writes_it() {
             "--exclude-htb",
             "--by-size",
             "--by-regime",
+            "--squeeze-validation",
             "--out",
         ])
         .arg(&report)
@@ -150,6 +151,8 @@ async fn report_equals_an_independent_computation_and_the_cli_writes_it() {
         "assignments.parquet",
         "regimes.csv",
         "sizes.csv",
+        "squeeze_validation.csv",
+        "squeeze_spread.parquet",
     ] {
         assert!(
             written.iter().any(|w| w == name),
@@ -159,6 +162,25 @@ async fn report_equals_an_independent_computation_and_the_cli_writes_it() {
     let html = std::fs::read_to_string(report.join("report.html")).expect("html");
     assert!(html.contains("<svg") && html.contains("Cumulative long/short return"));
     assert!(html.contains("ex_htb") && html.contains("By market regime"));
+
+    // The squeeze validation: ten buckets per sample, shares are shares, one universe share.
+    let text = std::fs::read_to_string(report.join("squeeze_validation.csv")).expect("csv");
+    let rows: Vec<Vec<&str>> = text
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').collect())
+        .collect();
+    assert_eq!(rows.len(), 20, "{text}");
+    for sample in ["full", "ex_htb"] {
+        let mine: Vec<&Vec<&str>> = rows.iter().filter(|r| r[0] == sample).collect();
+        let universe: Vec<f64> = mine.iter().map(|r| r[4].parse().expect("number")).collect();
+        assert!(universe.windows(2).all(|w| w[0] == w[1]), "{text}");
+        for r in &mine {
+            let share: f64 = r[3].parse().expect("share");
+            assert!((0.0..=1.0).contains(&share), "{text}");
+        }
+    }
+    assert!(html.contains("Squeeze validation"));
 
     let report_arg = report.display().to_string();
     let checked = tokio::task::spawn_blocking(move || {

@@ -108,6 +108,7 @@ pub fn report_options(
         by_regime: report.by_regime,
         by_size: report.by_size,
         zero_bucket: report.zero_bucket,
+        squeeze_validation: report.squeeze_validation,
     };
     options.validate().map_err(bad)?;
     let table = match report.table.trim() {
@@ -135,6 +136,12 @@ pub fn report_table(
         "assignments" => tables.assignments,
         "regimes" => tables.regimes.ok_or_else(|| missing("regimes"))?,
         "sizes" => tables.sizes.ok_or_else(|| missing("sizes"))?,
+        "squeeze_validation" => tables
+            .squeeze_validation
+            .ok_or_else(|| missing("squeeze_validation"))?,
+        "squeeze_spread" => tables
+            .squeeze_spread
+            .ok_or_else(|| missing("squeeze_spread"))?,
         other => {
             return Err(Status::invalid_argument(format!(
                 "unknown report table {other:?}: summary, series, quantile_returns,                  quantile_means, assignments, regimes, sizes"
