@@ -4,6 +4,7 @@ mod cluster;
 mod demo;
 mod generate;
 mod output;
+mod remote;
 mod report;
 mod sql;
 

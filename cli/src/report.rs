@@ -9,7 +9,7 @@ use chrono::NaiveDate;
 use clap::Args;
 use datafusion::error::Result as DfResult;
 use futures::TryStreamExt;
-use lendfusion_coordinator::client::{ClientOptions, FlightSqlConnection};
+use lendfusion_coordinator::client::FlightSqlConnection;
 use lendfusion_core::{LendfusionConfig, session_context};
 use lendfusion_report::output::{number_column, text_column, write_report};
 use lendfusion_report::{
@@ -17,6 +17,7 @@ use lendfusion_report::{
 };
 
 use crate::CliResult;
+use crate::remote::RemoteArgs;
 
 /// Options of `lendfusion report`.
 #[derive(Debug, Args)]
@@ -24,15 +25,8 @@ pub struct ReportArgs {
     /// Dataset root to run on embedded (default: `data` from the config or LENDFUSION_DATA).
     #[arg(long)]
     data: Option<String>,
-    /// Run through a coordinator's Flight SQL port: grpc://HOST:PORT or grpc+tls://HOST:PORT.
-    #[arg(long, conflicts_with = "data")]
-    coordinator: Option<String>,
-    /// Bearer token for --coordinator.
-    #[arg(long, env = "LENDFUSION_TOKEN", hide_env_values = true)]
-    token: Option<String>,
-    /// PEM CA certificate for a TLS coordinator.
-    #[arg(long, value_name = "FILE")]
-    tls_ca: Option<PathBuf>,
+    #[command(flatten)]
+    remote: RemoteArgs,
     /// The factor: a built-in name (utilization, days_to_cover, squeeze_score, ...) or an SQL
     /// expression over the panel's columns.
     #[arg(long)]
@@ -146,23 +140,8 @@ pub fn summary_lines(tables: &ReportTables) -> Vec<String> {
 
 pub async fn run(args: ReportArgs, mut config: LendfusionConfig) -> CliResult {
     let options = args.options()?;
-    let tables = match &args.coordinator {
-        Some(url) => {
-            let tls_ca = match &args.tls_ca {
-                Some(path) => Some(std::fs::read(path).map_err(|e| {
-                    format!("cannot read the CA certificate {}: {e}", path.display())
-                })?),
-                None => None,
-            };
-            let connection = FlightSqlConnection::connect(&ClientOptions {
-                url: url.clone(),
-                token: args.token.clone(),
-                user: None,
-                tls_ca,
-            })
-            .await?;
-            lendfusion_report::run(&Remote(connection), &options).await?
-        }
+    let tables = match args.remote.connect(None).await? {
+        Some(connection) => lendfusion_report::run(&Remote(connection), &options).await?,
         None => {
             if let Some(data) = &args.data {
                 config.data = Some(data.clone());

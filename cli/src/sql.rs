@@ -8,13 +8,14 @@ use clap::Args;
 use datafusion::error::DataFusionError;
 use datafusion::execution::SendableRecordBatchStream;
 use datafusion::execution::context::SessionContext;
-use lendfusion_coordinator::client::{ClientOptions, FlightSqlConnection, RemoteError};
+use lendfusion_coordinator::client::{FlightSqlConnection, RemoteError};
 use lendfusion_core::diagnose::explain_error;
 use lendfusion_core::query::stream_sql;
 use lendfusion_core::{LendfusionConfig, session_context};
 
 use crate::CliResult;
 use crate::output::{Format, PrintError, print_stream};
+use crate::remote::RemoteArgs;
 
 /// Options of `lendfusion sql`.
 #[derive(Debug, Args)]
@@ -23,18 +24,11 @@ pub struct SqlArgs {
     /// (default: `data` from the config or LENDFUSION_DATA).
     #[arg(long)]
     data: Option<String>,
-    /// Run through a coordinator's Flight SQL port: grpc://HOST:PORT, or grpc+tls://HOST:PORT.
-    #[arg(long, conflicts_with = "data")]
-    coordinator: Option<String>,
-    /// Bearer token for --coordinator (an API key or a handshake token).
-    #[arg(long, env = "LENDFUSION_TOKEN", hide_env_values = true)]
-    token: Option<String>,
+    #[command(flatten)]
+    remote: RemoteArgs,
     /// Log in to --coordinator as this user (password from LENDFUSION_PASSWORD).
     #[arg(long)]
     user: Option<String>,
-    /// PEM CA certificate that signed the coordinator's TLS certificate.
-    #[arg(long, value_name = "FILE")]
-    tls_ca: Option<std::path::PathBuf>,
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Table)]
     format: Format,
@@ -70,30 +64,16 @@ pub async fn run(args: SqlArgs, mut config: LendfusionConfig) -> CliResult {
     if let Some(data) = args.data {
         config.data = Some(data);
     }
-    let ctx = match &args.coordinator {
-        Some(url) => {
-            let tls_ca = match &args.tls_ca {
-                Some(path) => Some(std::fs::read(path).map_err(|e| {
-                    format!("cannot read the CA certificate {}: {e}", path.display())
-                })?),
-                None => None,
-            };
-            let user = match args.user {
-                Some(user) => {
-                    let password = std::env::var("LENDFUSION_PASSWORD")
-                        .map_err(|_| "--user needs the password in LENDFUSION_PASSWORD")?;
-                    Some((user, password))
-                }
-                None => None,
-            };
-            let options = ClientOptions {
-                url: url.clone(),
-                token: args.token.clone(),
-                user,
-                tls_ca,
-            };
-            Backend::Remote(FlightSqlConnection::connect(&options).await?)
+    let user = match args.user {
+        Some(user) => {
+            let password = std::env::var("LENDFUSION_PASSWORD")
+                .map_err(|_| "--user needs the password in LENDFUSION_PASSWORD")?;
+            Some((user, password))
         }
+        None => None,
+    };
+    let ctx = match args.remote.connect(user).await? {
+        Some(connection) => Backend::Remote(connection),
         None => Backend::Embedded(session_context(&config).await?),
     };
     match args.statement {

@@ -132,7 +132,7 @@ pub const PANEL_COLUMNS: &[&str] = &[
 ];
 
 /// Columns the `squeeze_inputs` view adds.
-const SQUEEZE_COLUMNS: &[&str] = &[
+pub const SQUEEZE_COLUMNS: &[&str] = &[
     "otm",
     "otm_max20",
     "near_breakeven",
@@ -240,27 +240,7 @@ pub fn panel_sql(request: &PanelRequest) -> Result<String> {
         selected.push(quote_identifier(column)?);
         names.push(column.to_string());
     }
-    let mut text = selected.join(" ").to_ascii_lowercase();
-    text.push(' ');
-    let needs_squeeze = SQUEEZE_COLUMNS.iter().any(|c| mentions(&text, c));
-    let market: Vec<String> = PANEL_COLUMNS[14..]
-        .iter()
-        .map(|c| format!("m.{c}"))
-        .collect();
-    let mut base = format!(
-        "SELECT l.*, {} FROM lending l JOIN market m ON l.date = m.date AND l.security_id = m.security_id",
-        market.join(", ")
-    );
-    if needs_squeeze {
-        base = format!(
-            "SELECT b.*, {} FROM ({base}) b JOIN squeeze_inputs s ON b.date = s.date AND b.security_id = s.security_id",
-            SQUEEZE_COLUMNS
-                .iter()
-                .map(|c| format!("s.{c}"))
-                .collect::<Vec<_>>()
-                .join(", ")
-        );
-    }
+    let base = panel_base_sql(&selected.join(" "));
     let mut filters = vec![];
     if let Some(start) = start {
         let lookback = if request.lookback_days == 0 {
@@ -302,6 +282,31 @@ pub fn panel_sql(request: &PanelRequest) -> Result<String> {
          SELECT * FROM factors{outer} ORDER BY date, security_id",
         selected.join(", ")
     ))
+}
+
+/// The panel's rows: `lending JOIN market` on `(date, security_id)` with every market column,
+/// plus the `squeeze_inputs` columns when `expressions` mention one of them.
+pub fn panel_base_sql(expressions: &str) -> String {
+    let text = expressions.to_ascii_lowercase();
+    let market: Vec<String> = PANEL_COLUMNS[14..]
+        .iter()
+        .map(|c| format!("m.{c}"))
+        .collect();
+    let base = format!(
+        "SELECT l.*, {} FROM lending l JOIN market m ON l.date = m.date AND l.security_id = m.security_id",
+        market.join(", ")
+    );
+    if !SQUEEZE_COLUMNS.iter().any(|c| mentions(&text, c)) {
+        return base;
+    }
+    format!(
+        "SELECT b.*, {} FROM ({base}) b JOIN squeeze_inputs s ON b.date = s.date AND b.security_id = s.security_id",
+        SQUEEZE_COLUMNS
+            .iter()
+            .map(|c| format!("s.{c}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    )
 }
 
 /// Whether `text` uses `word` as an identifier.

@@ -5,7 +5,7 @@
 //! windows only look back, except `fwd_return`, which is computed separately on `market` and
 //! only joined); rows are never dropped for a missing forward return before bucketing.
 
-use lendfusion_core::factors::{PANEL_COLUMNS, builtin_factor};
+use lendfusion_core::factors::{builtin_factor, panel_base_sql};
 
 use crate::options::{Rebalance, ReportOptions};
 
@@ -15,28 +15,9 @@ pub const SQUEEZE_HOLDING_DAYS: [u32; 4] = [5, 10, 21, 63];
 /// Calendar days of history before the first rebalance date that factor windows may use.
 const LOOKBACK_DAYS: i64 = 400;
 
-/// Columns of the squeeze view, joined when the factor mentions one.
-const SQUEEZE_COLUMNS: &[&str] = &[
-    "otm",
-    "otm_max20",
-    "near_breakeven",
-    "news",
-    "earnings",
-    "abnormal_volume",
-];
-
 /// The factor's SQL: a built-in factor's expression, or the expression as given.
 pub fn factor_sql(factor: &str) -> String {
     builtin_factor(factor).map_or_else(|| factor.to_string(), |b| b.sql.to_string())
-}
-
-fn mentions(text: &str, word: &str) -> bool {
-    text.match_indices(word).any(|(i, _)| {
-        let before = text[..i].chars().next_back();
-        let after = text[i + word.len()..].chars().next();
-        let ident = |c: Option<char>| c.is_some_and(|c| c.is_ascii_alphanumeric() || c == '_');
-        !ident(before) && !ident(after)
-    })
 }
 
 /// The observations query. Columns: `date, security_id, factor, fwd_ret` (the `horizon`-row
@@ -46,27 +27,8 @@ fn mentions(text: &str, word: &str) -> bool {
 /// cross-sectional residual.
 pub fn observations_sql(options: &ReportOptions) -> String {
     let factor = factor_sql(&options.factor);
-    let lower = factor.to_ascii_lowercase();
-    let needs_squeeze = SQUEEZE_COLUMNS.iter().any(|c| mentions(&lower, c));
     let needs_market = options.neutralize || options.by_regime;
-    let market_cols: Vec<String> = PANEL_COLUMNS[14..]
-        .iter()
-        .map(|c| format!("m.{c}"))
-        .collect();
-    let mut base = format!(
-        "SELECT l.*, {} FROM lending l JOIN market m ON l.date = m.date AND l.security_id = m.security_id",
-        market_cols.join(", ")
-    );
-    if needs_squeeze {
-        base = format!(
-            "SELECT b.*, {} FROM ({base}) b JOIN squeeze_inputs s ON b.date = s.date AND b.security_id = s.security_id",
-            SQUEEZE_COLUMNS
-                .iter()
-                .map(|c| format!("s.{c}"))
-                .collect::<Vec<_>>()
-                .join(", ")
-        );
-    }
+    let mut base = panel_base_sql(&factor);
     if needs_market {
         base = format!("SELECT b.*, mk.mkt FROM ({base}) b JOIN market_ret mk ON b.date = mk.date");
     }
