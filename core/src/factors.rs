@@ -103,33 +103,22 @@ pub fn builtin_factor(name: &str) -> Option<BuiltinFactor> {
         .find(|f| f.name.eq_ignore_ascii_case(name.trim()))
 }
 
-/// Columns of a panel row that factors and extra columns may use.
-pub const PANEL_COLUMNS: &[&str] = &[
-    "lendable_qty",
-    "active_lendable_qty",
-    "on_loan_qty",
-    "borrowed_qty",
-    "lendable_value",
-    "active_lendable_value",
-    "on_loan_value",
-    "fee_bps",
-    "rebate_bps",
-    "vwaf_bps",
-    "rerated_value",
-    "stable_on_loan_qty",
-    "stable_lendable_qty",
-    "dcbs",
-    "country",
-    "region",
-    "sector",
-    "close",
-    "volume",
-    "shares_outstanding",
-    "float_shares",
-    "market_cap",
-    "total_return",
-    "book_to_market",
-];
+/// Columns of one table other than the keys `date` and `security_id`.
+fn value_columns(schema: &arrow::datatypes::Schema) -> Vec<String> {
+    schema
+        .fields()
+        .iter()
+        .map(|f| f.name().clone())
+        .filter(|n| n != "date" && n != "security_id")
+        .collect()
+}
+
+/// Columns of a panel row that factors and extra columns may use: `lending`'s, then `market`'s.
+pub fn panel_columns() -> Vec<String> {
+    let mut columns = value_columns(&crate::schema::lending_schema());
+    columns.extend(value_columns(&crate::schema::market_schema()));
+    columns
+}
 
 /// Columns the `squeeze_inputs` view adds.
 pub const SQUEEZE_COLUMNS: &[&str] = &[
@@ -228,10 +217,11 @@ pub fn panel_sql(request: &PanelRequest) -> Result<String> {
     }
     for column in &request.columns {
         let column = column.trim();
-        if !PANEL_COLUMNS.contains(&column) && !SQUEEZE_COLUMNS.contains(&column) {
+        let known = panel_columns();
+        if !known.iter().any(|c| c == column) && !SQUEEZE_COLUMNS.contains(&column) {
             return Err(invalid(format!(
                 "unknown panel column {column:?}; choose from {}",
-                PANEL_COLUMNS.join(", ")
+                known.join(", ")
             )));
         }
         if names.iter().any(|n| n == column) {
@@ -288,7 +278,7 @@ pub fn panel_sql(request: &PanelRequest) -> Result<String> {
 /// plus the `squeeze_inputs` columns when `expressions` mention one of them.
 pub fn panel_base_sql(expressions: &str) -> String {
     let text = expressions.to_ascii_lowercase();
-    let market: Vec<String> = PANEL_COLUMNS[14..]
+    let market: Vec<String> = value_columns(&crate::schema::market_schema())
         .iter()
         .map(|c| format!("m.{c}"))
         .collect();
