@@ -163,6 +163,10 @@ def test_read_only_and_errors():
         check(code == expected, f"{sql!r} gave {code}, expected {expected}: {details}")
         check(details, f"{sql!r}: no message")
         still_answers()
+    # The catalog's own tables answer (they are served by the coordinator itself).
+    for sql in ["SHOW TABLES", "SELECT table_name FROM information_schema.columns WHERE column_name = 'fee_bps'"]:
+        code, details = status_of(sql)
+        check(code == "OK", f"{sql!r} gave {code}: {details}")
     # A command that is not ours.
     try:
         GET_FLIGHT_INFO(

@@ -93,11 +93,14 @@ impl FrontDoorService {
         who: Principal,
         descriptor: FlightDescriptor,
     ) -> Result<Response<FlightInfo>, Status> {
-        if let Err(denied) = ensure_read_only(&plan) {
-            if !self.allow_writes {
-                return Err(denied);
-            }
+        let local = match ensure_read_only(&plan) {
+            Err(denied) if !self.allow_writes => return Err(denied),
             // An administrator's statement (DDL, SET, COPY): run here, not on the workers.
+            Err(_) => true,
+            // The catalog's own tables (SHOW TABLES, information_schema) live here.
+            Ok(()) => reads_only_catalog(&plan),
+        };
+        if local {
             let df = self
                 .ctx
                 .execute_logical_plan(plan)
@@ -169,6 +172,23 @@ impl lendfusion_report::SqlRunner for ClusterEngine<'_> {
         let result = service.runner.result(&handle, &self.who).map_err(to_df)?;
         result_stream(result).try_collect().await
     }
+}
+
+/// Whether every table `plan` scans is in `information_schema` (and it scans one).
+fn reads_only_catalog(plan: &LogicalPlan) -> bool {
+    use datafusion::common::tree_node::TreeNodeRecursion;
+    let (mut catalog, mut other) = (0, 0);
+    let _ = plan.apply_with_subqueries(|node| {
+        if let LogicalPlan::TableScan(scan) = node {
+            if scan.table_name.schema() == Some("information_schema") {
+                catalog += 1;
+            } else {
+                other += 1;
+            }
+        }
+        Ok(TreeNodeRecursion::Continue)
+    });
+    catalog > 0 && other == 0
 }
 
 /// The caller the gate put on the request.
