@@ -57,11 +57,21 @@ pub struct JobRunner {
     settings: ServerSettings,
     worker_losses: watch::Receiver<u64>,
     results: Mutex<HashMap<String, FinishedQuery>>,
+    in_flight: std::sync::atomic::AtomicUsize,
 }
 
 impl std::fmt::Debug for JobRunner {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("JobRunner").finish_non_exhaustive()
+    }
+}
+
+/// Counts a query in flight until dropped.
+struct InFlight<'a>(&'a std::sync::atomic::AtomicUsize);
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
     }
 }
 
@@ -108,6 +118,7 @@ impl JobRunner {
             settings,
             worker_losses,
             results: Mutex::new(HashMap::new()),
+            in_flight: std::sync::atomic::AtomicUsize::new(0),
         }
     }
 
@@ -119,10 +130,16 @@ impl JobRunner {
         name: &str,
         owner: Principal,
     ) -> Result<String, Status> {
+        use std::sync::atomic::Ordering;
         let deadline = Instant::now() + Duration::from_secs(self.settings.query_timeout_seconds);
+        self.in_flight.fetch_add(1, Ordering::SeqCst);
+        let _counted = InFlight(&self.in_flight);
         let mut attempt = 0;
         let partitions = loop {
-            match self.attempt(ctx, plan.clone(), name, deadline).await? {
+            match self
+                .attempt(ctx, plan.clone(), name, deadline, attempt > 0)
+                .await?
+            {
                 Outcome::Done(partitions) => break partitions,
                 Outcome::Stalled if attempt < self.settings.stall_retries => {
                     attempt += 1;
@@ -131,6 +148,13 @@ impl JobRunner {
                         attempt,
                         "query stalled after a worker loss; running it again"
                     );
+                    // Ballista 55 does not give back the task slots of tasks it cancelled when
+                    // it rolled a stage back, so a worker can look busy forever. With no other
+                    // query running, every slot is free: re-register the workers with theirs.
+                    if self.in_flight.load(Ordering::SeqCst) == 1 {
+                        tokio::time::sleep(Duration::from_millis(200)).await;
+                        self.reset_worker_slots().await;
+                    }
                 }
                 Outcome::Stalled => {
                     return Err(Status::unavailable(format!(
@@ -177,12 +201,52 @@ impl JobRunner {
         Ok(handle)
     }
 
+    /// Re-register every live worker with all its task slots free (only while no query runs).
+    async fn reset_worker_slots(&self) {
+        use ballista_core::serde::scheduler::ExecutorData;
+        let manager = &self.scheduler.state.executor_manager;
+        let Ok(workers) = manager.get_executors_state().await else {
+            return;
+        };
+        let mut reset = vec![];
+        for (metadata, _, _) in workers {
+            let id = metadata.id.clone();
+            let vcores = metadata.specification.vcores;
+            let data = ExecutorData {
+                executor_id: id.clone(),
+                total_vcores: vcores,
+                available_vcores: vcores,
+            };
+            let removed = manager
+                .remove_executor(&id, Some("reset task slots after a stalled query".into()))
+                .await;
+            match removed {
+                Ok(()) => match manager.register_executor(metadata, data).await {
+                    Ok(()) => reset.push(id),
+                    Err(e) => tracing::warn!(worker = %id, error = %e, "could not re-register"),
+                },
+                Err(e) => tracing::warn!(worker = %id, error = %e, "could not reset"),
+            }
+        }
+        tracing::warn!(workers = reset.len(), "reset the task slots of the workers");
+        // Scheduling uses workers with a heartbeat: wait for the next ones.
+        let wait = Instant::now() + Duration::from_secs(self.settings.stall_timeout_seconds);
+        while Instant::now() < wait
+            && !reset
+                .iter()
+                .all(|id| manager.get_executor_hearbeat(id).is_some())
+        {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
     async fn attempt(
         &self,
         ctx: &Arc<SessionContext>,
         plan: Arc<dyn ExecutionPlan>,
         name: &str,
         deadline: Instant,
+        suspect: bool,
     ) -> Result<Outcome, Status> {
         let (subscriber, mut statuses) = tokio::sync::mpsc::channel(16);
         let mut losses = self.worker_losses.clone();
@@ -197,7 +261,8 @@ impl JobRunner {
             job_id: Some(job_id.to_string()),
         };
         let stall_after = Duration::from_secs(self.settings.stall_timeout_seconds);
-        let mut stall_deadline: Option<Instant> = None;
+        // A query run again after a stall is watched from the start.
+        let mut stall_deadline: Option<Instant> = suspect.then(|| Instant::now() + stall_after);
         let far = deadline + Duration::from_secs(3600);
         loop {
             tokio::select! {
