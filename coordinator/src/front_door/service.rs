@@ -163,6 +163,8 @@ impl lendfusion_report::SqlRunner for ClusterEngine<'_> {
         let to_df = |s: Status| datafusion::error::DataFusionError::Plan(s.message().to_string());
         let service = self.service;
         let plan = plan_sql(&service.ctx, sql).await.map_err(to_df)?;
+        // The factor is the client's SQL: the read-only rule holds here too.
+        ensure_read_only(&plan).map_err(to_df)?;
         let physical = service.ctx.state().create_physical_plan(&plan).await?;
         let handle = service
             .runner
