@@ -160,7 +160,8 @@ fn invalid(message: String) -> LendfusionError {
     LendfusionError::DataFusion(datafusion::error::DataFusionError::Plan(message))
 }
 
-fn parse_date(what: &str, value: &str) -> Result<Option<NaiveDate>> {
+/// An optional `YYYY-MM-DD` date (empty = none), or a planning error naming `what`.
+pub fn parse_date(what: &str, value: &str) -> Result<Option<NaiveDate>> {
     let value = value.trim();
     if value.is_empty() {
         return Ok(None);

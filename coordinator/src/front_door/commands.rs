@@ -78,13 +78,8 @@ pub fn report_options(
 ) -> Result<(lendfusion_report::ReportOptions, String), Status> {
     use lendfusion_report::{DEFAULT_HTB_BPS, Direction, Rebalance, ReportOptions};
     let bad = |m: String| Status::invalid_argument(m);
-    let date = |what: &str, text: &str| -> Result<Option<chrono::NaiveDate>, Status> {
-        if text.trim().is_empty() {
-            return Ok(None);
-        }
-        chrono::NaiveDate::parse_from_str(text.trim(), "%Y-%m-%d")
-            .map(Some)
-            .map_err(|_| bad(format!("{what} {text:?} is not a date (YYYY-MM-DD)")))
+    let date = |what: &str, text: &str| {
+        lendfusion_core::factors::parse_date(what, text).map_err(|e| status_of(&e.into()))
     };
     let options = ReportOptions {
         factor: report.factor.clone(),

@@ -114,6 +114,20 @@ impl FrontDoorService {
             };
             return flight_info(&schema, ticket.as_any().encode_to_vec(), descriptor);
         }
+        let (schema, handle) = self.run_read(plan, name, who).await?;
+        let ticket = TicketStatementQuery {
+            statement_handle: handle.into(),
+        };
+        flight_info(&schema, ticket.as_any().encode_to_vec(), descriptor)
+    }
+
+    /// Run a read-only `plan` on the cluster: the result's schema and its handle.
+    async fn run_read(
+        &self,
+        plan: LogicalPlan,
+        name: &str,
+        who: Principal,
+    ) -> Result<(SchemaRef, String), Status> {
         let physical = self
             .ctx
             .state()
@@ -122,10 +136,7 @@ impl FrontDoorService {
             .map_err(|e| status_of(&e))?;
         let schema = physical.schema();
         let handle = self.runner.run(&self.ctx, physical, name, who).await?;
-        let ticket = TicketStatementQuery {
-            statement_handle: handle.into(),
-        };
-        flight_info(&schema, ticket.as_any().encode_to_vec(), descriptor)
+        Ok((schema, handle))
     }
 
     async fn run_sql(
@@ -165,10 +176,8 @@ impl lendfusion_report::SqlRunner for ClusterEngine<'_> {
         let plan = plan_sql(&service.ctx, sql).await.map_err(to_df)?;
         // The factor is the client's SQL: the read-only rule holds here too.
         ensure_read_only(&plan).map_err(to_df)?;
-        let physical = service.ctx.state().create_physical_plan(&plan).await?;
-        let handle = service
-            .runner
-            .run(&service.ctx, physical, "FactorReport", self.who.clone())
+        let (_, handle) = service
+            .run_read(plan, "FactorReport", self.who.clone())
             .await
             .map_err(to_df)?;
         let result = service.runner.result(&handle, &self.who).map_err(to_df)?;
