@@ -16,6 +16,7 @@ pub mod calendar;
 pub mod model;
 pub mod params;
 pub mod rng;
+mod short_book;
 mod truth;
 mod universe;
 mod writer;

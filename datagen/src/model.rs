@@ -6,6 +6,7 @@ use std::collections::VecDeque;
 use crate::buffers::{Buffers, LendingValues, MarketValues};
 use crate::params::{COUNTRIES, DCBS_BREAKPOINTS, Params, REGIONS, SECTORS};
 use crate::rng::Rng;
+use crate::short_book::ShortBook;
 
 /// Rows of return history kept for the squeeze threshold (SPEC: 60 rows before the move).
 const SIGMA_WINDOW: usize = 60;
@@ -132,6 +133,9 @@ pub struct State {
     prev_on_loan: f64,
     returns: VecDeque<f64>,
     squeeze: Option<Squeeze>,
+    shorts: ShortBook,
+    /// Rows left (today included) in which a recent catalyst raises the squeeze hazard.
+    catalyst_left: usize,
 }
 
 /// Market conditions of one business day.
@@ -182,6 +186,8 @@ impl State {
             prev_on_loan: 0.0,
             returns: VecDeque::with_capacity(SIGMA_WINDOW + 1),
             squeeze: None,
+            shorts: ShortBook::default(),
+            catalyst_left: 0,
             rows: 0,
             rng,
         }
@@ -207,7 +213,9 @@ impl State {
         // Events of the day (known at the close; news moves the price the same day).
         let mut event_return = 0.0;
         let mut abnormal = false;
+        let mut catalyst = false;
         if earnings_today {
+            catalyst = true;
             let surprise = (0.4 * rng.normal()).clamp(-1.0, 1.0);
             event_return += 0.04 * surprise;
             abnormal = true;
@@ -233,6 +241,7 @@ impl State {
                 event_return += 0.012 * sentiment;
                 abnormal |= relevance >= 90.0;
             }
+            catalyst |= sentiment > 0.5 && relevance >= 90.0;
             out.push_event(
                 market.date,
                 sec.idx,
@@ -362,16 +371,35 @@ impl State {
         if self.returns.len() > SIGMA_WINDOW {
             self.returns.pop_front();
         }
+        // The hazard follows the Markit model's inputs: a heavily shorted name whose shorts are
+        // under water and near breakeven, more so in the days after a catalyst.
+        self.shorts.update(on_loan, price);
+        self.catalyst_left = if catalyst {
+            p.squeeze_catalyst_days
+        } else {
+            self.catalyst_left.saturating_sub(1)
+        };
         if self.squeeze.is_none()
             && self.returns.len() == SIGMA_WINDOW
             && self.signal > p.squeeze_min_signal
             && market.day + 3 + p.squeeze_cover_days <= last_day
-            && rng.chance(p.squeeze_prob)
         {
-            let sigma = stddev_samp(&self.returns);
-            let target = p.squeeze_sigma_multiple * sigma * 3f64.sqrt();
-            let r = (1.0 + target).powf(1.0 / 3.0) - 1.0;
-            self.squeeze = Some(Squeeze::Move { step: 0, r });
+            let (otm, near) = self
+                .shorts
+                .otm_and_near_breakeven(price, 0.05)
+                .unwrap_or((0.0, 0.0));
+            let boost = if self.catalyst_left > 0 {
+                p.squeeze_catalyst_boost
+            } else {
+                1.0
+            };
+            let hazard = p.squeeze_prob * otm.powi(p.squeeze_otm_power) * near * boost;
+            if rng.chance(hazard.min(1.0)) {
+                let sigma = stddev_samp(&self.returns);
+                let target = p.squeeze_sigma_multiple * sigma * 3f64.sqrt();
+                let r = (1.0 + target).powf(1.0 / 3.0) - 1.0;
+                self.squeeze = Some(Squeeze::Move { step: 0, r });
+            }
         }
 
         self.prev_fee = fee;

@@ -94,9 +94,19 @@ pub struct Params {
     pub rally_drift: f64,
     /// Length of a rally in business days.
     pub rally_days: usize,
-    /// Probability per day that a heavily shorted name (s above `squeeze_min_signal`) starts a
-    /// planted squeeze.
+    /// Probability per day that a name with above-average short demand (s above
+    /// `squeeze_min_signal`) starts a
+    /// planted squeeze when all its shorts are under water and near breakeven; the hazard is
+    /// `squeeze_prob * otm^squeeze_otm_power * near_breakeven`, times `squeeze_catalyst_boost`
+    /// in the `squeeze_catalyst_days` rows from an earnings announcement or a relevant positive
+    /// news item (the generator's own cohort model, as SPEC's `short_cohort_*`).
     pub squeeze_prob: f64,
+    /// Power of the under-water share in the squeeze hazard.
+    pub squeeze_otm_power: i32,
+    /// Hazard multiplier after a catalyst.
+    pub squeeze_catalyst_boost: f64,
+    /// Rows (the catalyst's day included) with the raised hazard.
+    pub squeeze_catalyst_days: usize,
     /// Latent signal a name needs for a planted squeeze.
     pub squeeze_min_signal: f64,
     /// The planted 3-day return is this multiple of `sigma * sqrt(3)` (SPEC's threshold is 3).
@@ -130,8 +140,11 @@ impl Default for Params {
             rally_prob: 1.0 / (252.0 * 4.0),
             rally_drift: 0.008,
             rally_days: 15,
-            squeeze_prob: 1.0 / 400.0,
-            squeeze_min_signal: 1.3,
+            squeeze_prob: 0.01,
+            squeeze_otm_power: 8,
+            squeeze_catalyst_boost: 10.0,
+            squeeze_catalyst_days: 4,
+            squeeze_min_signal: 0.0,
             squeeze_sigma_multiple: 4.5,
             squeeze_cover_days: 6,
             mean_listed_days: 252.0 * 15.0,

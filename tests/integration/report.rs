@@ -107,6 +107,41 @@ async fn planted_factors_are_recovered() {
     assert!(misses.is_empty(), "{misses:?}");
 }
 
+/// The planted squeezes follow the Markit model's inputs (shorts under water, near breakeven,
+/// catalysts), so the squeeze score's first decile squeezes more often than the universe in
+/// the 21 rows after each date — and more often than the last decile.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn squeeze_score_first_decile_squeezes_more_often_than_the_universe() {
+    let root = report_panel().await;
+    let ctx = local_session(root).await;
+    let options = ReportOptions {
+        factor: "squeeze_score".into(),
+        rebalance: Rebalance::Daily,
+        squeeze_validation: true,
+        ..Default::default()
+    };
+    let tables = lendfusion_report::run(&ctx, &options)
+        .await
+        .expect("squeeze report");
+    let validation = tables.squeeze_validation.expect("validation tables");
+    let samples = lendfusion_report::output::text_column(&validation, "sample");
+    let buckets = lendfusion_report::output::number_column(&validation, "bucket");
+    let shares = lendfusion_report::output::number_column(&validation, "squeeze_share");
+    let universe = lendfusion_report::output::number_column(&validation, "universe_squeeze_share");
+    let share_of = |bucket: f64| {
+        let i = (0..samples.len())
+            .find(|&i| samples[i] == "full" && buckets[i] == Some(bucket))
+            .expect("bucket row");
+        (shares[i].expect("share"), universe[i].expect("universe"))
+    };
+    let (d1, all) = share_of(1.0);
+    let (d10, _) = share_of(10.0);
+    eprintln!("squeeze share over the next 21 rows: D1 {d1:.4}, D10 {d10:.4}, universe {all:.4}");
+    assert!(all > 0.0, "no squeezes at all");
+    assert!(d1 > 1.2 * all, "D1 {d1} vs universe {all}");
+    assert!(d1 > 2.0 * d10, "D1 {d1} vs D10 {d10}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn report_equals_an_independent_computation_and_the_cli_writes_it() {
     let root = report_panel().await;
