@@ -1,5 +1,6 @@
 //! `lendfusion`: one binary for every role.
 
+mod bench;
 mod cluster;
 mod demo;
 mod generate;
@@ -39,6 +40,9 @@ enum Command {
     Worker(cluster::WorkerArgs),
     /// The factor report: IC, quantile returns, long/short statistics and an HTML tearsheet.
     Report(report::ReportArgs),
+    /// The benchmark jobs: the factor-panel job and the scan floor (docs/benchmarks.md).
+    #[command(subcommand_value_name = "JOB")]
+    Bench(bench::BenchArgs),
     /// Print the Argon2id hash of a password read from stdin, for `[[auth.users]]`.
     HashPassword(cluster::HashPasswordArgs),
 }
@@ -94,6 +98,7 @@ fn main() -> ExitCode {
             Command::Worker(args) => cluster::run_worker(args, config).await,
             Command::HashPassword(args) => cluster::run_hash_password(args),
             Command::Report(args) => report::run(args, config).await,
+            Command::Bench(args) => bench::run(args, config).await,
         }
     });
     match result {

@@ -1,0 +1,108 @@
+"""Flight throughput: the same record batches pulled through lendfusion's front door and from a
+minimal pyarrow Flight server's do_get, plus a factor panel pulled through FactorPanel.
+
+    python benches/flight_throughput.py --url grpc://127.0.0.1:50050 --data DIR [--token T]
+
+Each pull runs twice and the faster counts. Prints `pull=... rows=... mib=... wall_s=... mib_per_s=... rows_per_s=...` lines and the ratio
+of our table pull to the raw do_get (the target is >= 0.67).
+"""
+
+import argparse
+import warnings
+import os
+import sys
+import threading
+import time
+
+import pyarrow as pa
+import pyarrow.dataset as ds
+import pyarrow.flight as flight
+from google.protobuf import any_pb2
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "proto", "python"))
+import lendfusion_pb2  # noqa: E402
+
+TABLE_SQL = "SELECT date, security_id, on_loan_qty, lendable_qty, borrowed_qty, fee_bps FROM lending"
+
+
+class RawServer(flight.FlightServerBase):
+    """Serves one in-memory table on any ticket: the floor for moving these bytes."""
+
+    def __init__(self, table):
+        super().__init__("grpc://127.0.0.1:0")
+        self.table = table
+
+    def do_get(self, context, ticket):
+        return flight.RecordBatchStream(self.table)
+
+
+def timed(label, pull, runs=2):
+    """The best of `runs` pulls (the first warms caches and connections)."""
+    wall = float("inf")
+    for _ in range(runs):
+        started = time.perf_counter()
+        table = pull()
+        wall = min(wall, time.perf_counter() - started)
+    mib = table.nbytes / 2**20
+    print(f"pull={label} rows={table.num_rows} mib={mib:.1f} wall_s={wall:.3f} "
+          f"mib_per_s={mib / wall:.1f} rows_per_s={table.num_rows / wall:.0f}")
+    return table, wall
+
+
+def main():
+    warnings.filterwarnings("ignore", message="Cannot disable autocommit")
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--url", required=True)
+    ap.add_argument("--data", required=True)
+    ap.add_argument("--token")
+    args = ap.parse_args()
+    headers = [(b"authorization", f"Bearer {args.token}".encode())] if args.token else []
+    options = flight.FlightCallOptions(headers=headers)
+    client = flight.FlightClient(args.url)
+
+    def front_door(command):
+        info = client.get_flight_info(flight.FlightDescriptor.for_command(command), options)
+        return pa.concat_tables([client.do_get(e.ticket, options).read_all()
+                                 for e in info.endpoints])
+
+    def statement():
+        from adbc_driver_flightsql import dbapi, DatabaseOptions
+        db_kwargs = {DatabaseOptions.AUTHORIZATION_HEADER.value: f"Bearer {args.token}"} \
+            if args.token else {}
+        with dbapi.connect(args.url, db_kwargs=db_kwargs) as conn, conn.cursor() as cur:
+            cur.execute(TABLE_SQL)
+            return cur.fetch_arrow_table()
+
+    ours, ours_wall = timed("flight-sql-table", statement)
+
+    # The raw server holds the very batches the statement returned.
+    server = RawServer(ours)
+    threading.Thread(target=server.serve, daemon=True).start()
+    raw_client = flight.connect(f"grpc://127.0.0.1:{server.port}")
+    _, raw_wall = timed("raw-do-get-table",
+                        lambda: raw_client.do_get(flight.Ticket(b"t")).read_all())
+    print(f"pull=ratio flight_sql_vs_raw={raw_wall / ours_wall:.2f}")
+
+    panel = lendfusion_pb2.FactorPanel(factors=[
+        lendfusion_pb2.Factor(expression=f) for f in
+        ["utilization", "short_interest", "days_to_cover", "fee_bps", "si_surprise"]])
+    command = any_pb2.Any()
+    command.Pack(panel)
+    table, panel_wall = timed("factor-panel", lambda: front_door(command.SerializeToString()))
+    server2 = RawServer(table)
+    threading.Thread(target=server2.serve, daemon=True).start()
+    raw2 = flight.connect(f"grpc://127.0.0.1:{server2.port}")
+    _, raw2_wall = timed("raw-do-get-factor-panel",
+                         lambda: raw2.do_get(flight.Ticket(b"t")).read_all())
+    print(f"pull=ratio factor_panel_vs_raw={raw2_wall / panel_wall:.2f}")
+    rows = ds.dataset(os.path.join(args.data, "lending"), format="parquet").count_rows()
+    if table.num_rows != rows:
+        print(f"factor panel rows {table.num_rows} != lending rows {rows}", file=sys.stderr)
+        return 1
+    server.shutdown()
+    server2.shutdown()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,53 @@
+//! The benchmark harness on tiny data (benchmarks do not run in CI; this keeps them from
+//! rotting): `benches/run.sh --smoke` runs every step once — the factor-panel job and the scan
+//! floor embedded, the DuckDB, Polars, pandas and PySpark peers (each must agree with our
+//! panel and IC series), the job on two worker processes (must agree too) and the Flight pulls.
+
+use std::process::Command;
+
+use crate::support::cluster::lendfusion_bin;
+
+#[test]
+fn benchmark_smoke_run_agrees_with_every_peer() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let run = Command::new("bash")
+        .arg("benches/run.sh")
+        .arg("--smoke")
+        .current_dir(&root)
+        .env("BENCH_DIR", dir.path())
+        .env("LENDFUSION_BIN", lendfusion_bin())
+        .env_remove("LENDFUSION_CONFIG")
+        .output()
+        .expect("run benches/run.sh");
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(run.status.success(), "{stdout}\n{stderr}");
+    let results = std::fs::read_to_string(dir.path().join("results.txt")).expect("results");
+    for needle in [
+        "job=factor-panel securities=40 wall_s=",
+        "job=scan-floor securities=40 wall_s=",
+        "engine=duckdb wall_s=",
+        "engine=polars wall_s=",
+        "engine=pandas wall_s=",
+        "engine=spark wall_s=",
+        "workers=2 wall_s=",
+        "job=agreement engine=2-workers agree=yes",
+        "pull=flight-sql-table",
+        "pull=factor-panel",
+    ] {
+        assert!(
+            results.contains(needle),
+            "{needle} missing:\n{results}\n{stderr}"
+        );
+    }
+    let disagreeing: Vec<&str> = results
+        .lines()
+        .filter(|l| l.contains("agree=") && !l.contains("agree=yes"))
+        .collect();
+    assert!(disagreeing.is_empty(), "{results}");
+    assert!(
+        results.contains("panel_rows=") && !results.contains("panel_rows=0 "),
+        "{results}"
+    );
+}
