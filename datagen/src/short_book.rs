@@ -73,10 +73,10 @@ mod tests {
         book.update(100.0, 10.0); // opens (100 @ 10)
         book.update(200.0, 20.0); // adds (100 @ 20)
         book.update(100.0, 15.0); // covers half of each
-        let (otm, near) = book.otm_and_near_breakeven(15.0, 0.05).unwrap();
+        let (otm, near) = book.otm_and_near_breakeven(15.0, 0.05).expect("shorts");
         assert!((otm - 0.5).abs() < 1e-12, "{otm}");
         assert_eq!(near, 0.0);
-        let (otm, near) = book.otm_and_near_breakeven(20.5, 0.05).unwrap();
+        let (otm, near) = book.otm_and_near_breakeven(20.5, 0.05).expect("shorts");
         assert!((otm - 1.0).abs() < 1e-12);
         assert!((near - 0.5).abs() < 1e-12);
         book.update(0.0, 15.0);
