@@ -49,6 +49,16 @@ def timed(label, pull, runs=2):
     return table, wall
 
 
+def raw_pull(label, table):
+    """Serve `table` from a minimal in-process Flight server and time pulling it back."""
+    server = RawServer(table)
+    threading.Thread(target=server.serve, daemon=True).start()
+    client = flight.connect(f"grpc://127.0.0.1:{server.port}")
+    _, wall = timed(label, lambda: client.do_get(flight.Ticket(b"t")).read_all())
+    server.shutdown()
+    return wall
+
+
 def main():
     warnings.filterwarnings("ignore", message="Cannot disable autocommit")
     ap = argparse.ArgumentParser()
@@ -74,13 +84,7 @@ def main():
             return cur.fetch_arrow_table()
 
     ours, ours_wall = timed("flight-sql-table", statement)
-
-    # The raw server holds the very batches the statement returned.
-    server = RawServer(ours)
-    threading.Thread(target=server.serve, daemon=True).start()
-    raw_client = flight.connect(f"grpc://127.0.0.1:{server.port}")
-    _, raw_wall = timed("raw-do-get-table",
-                        lambda: raw_client.do_get(flight.Ticket(b"t")).read_all())
+    raw_wall = raw_pull("raw-do-get-table", ours)
     print(f"pull=ratio flight_sql_vs_raw={raw_wall / ours_wall:.2f}")
 
     panel = lendfusion_pb2.FactorPanel(factors=[
@@ -89,18 +93,12 @@ def main():
     command = any_pb2.Any()
     command.Pack(panel)
     table, panel_wall = timed("factor-panel", lambda: front_door(command.SerializeToString()))
-    server2 = RawServer(table)
-    threading.Thread(target=server2.serve, daemon=True).start()
-    raw2 = flight.connect(f"grpc://127.0.0.1:{server2.port}")
-    _, raw2_wall = timed("raw-do-get-factor-panel",
-                         lambda: raw2.do_get(flight.Ticket(b"t")).read_all())
-    print(f"pull=ratio factor_panel_vs_raw={raw2_wall / panel_wall:.2f}")
+    raw_wall = raw_pull("raw-do-get-factor-panel", table)
+    print(f"pull=ratio factor_panel_vs_raw={raw_wall / panel_wall:.2f}")
     rows = ds.dataset(os.path.join(args.data, "lending"), format="parquet").count_rows()
     if table.num_rows != rows:
         print(f"factor panel rows {table.num_rows} != lending rows {rows}", file=sys.stderr)
         return 1
-    server.shutdown()
-    server2.shutdown()
     return 0
 
 

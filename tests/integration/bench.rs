@@ -25,13 +25,13 @@ fn benchmark_smoke_run_agrees_with_every_peer() {
     assert!(run.status.success(), "{stdout}\n{stderr}");
     let results = std::fs::read_to_string(dir.path().join("results.txt")).expect("results");
     for needle in [
-        "job=factor-panel securities=40 wall_s=",
-        "job=scan-floor securities=40 wall_s=",
+        "job=factor-panel securities=40 runs=1 wall_s=",
+        "job=scan-floor securities=40 runs=1 wall_s=",
         "engine=duckdb wall_s=",
         "engine=polars wall_s=",
         "engine=pandas wall_s=",
         "engine=spark wall_s=",
-        "workers=2 wall_s=",
+        "workers=2 runs=1 wall_s=",
         "job=agreement engine=2-workers agree=yes",
         "pull=flight-sql-table",
         "pull=factor-panel",
