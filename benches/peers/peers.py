@@ -50,25 +50,27 @@ def residual_by_date(day, y, x1, x2):
     w = valid.astype(np.float64)
     y0, a, b = (np.where(valid, v, 0.0) for v in (y, x1, x2))
     s = lambda v: np.add.reduceat(v, starts)  # noqa: E731
-    n = s(w)
-    xtx = np.empty((len(starts), 3, 3))
-    xtx[:, 0, 0] = n
-    xtx[:, 0, 1] = xtx[:, 1, 0] = s(a)
-    xtx[:, 0, 2] = xtx[:, 2, 0] = s(b)
-    xtx[:, 1, 1] = s(a * a)
-    xtx[:, 1, 2] = xtx[:, 2, 1] = s(a * b)
-    xtx[:, 2, 2] = s(b * b)
-    xty = np.stack([s(y0), s(a * y0), s(b * y0)], axis=1)
-    beta = solve_normal_equations(n, xtx, xty)
+    beta = ols_from_sums(s(w), s(a), s(b), s(a * a), s(a * b), s(b * b),
+                         s(y0), s(a * y0), s(b * y0))
     bb = beta[group]
     out = y - (bb[:, 0] + bb[:, 1] * x1 + bb[:, 2] * x2)
     out[~valid] = np.nan
     return out
 
 
-def solve_normal_equations(n, xtx, xty):
-    """OLS coefficients per group; NaN where n <= 3 or X is rank-deficient (the singular values
-    of X are the square roots of the eigenvalues of X'X)."""
+def ols_from_sums(n, sx1, sx2, sx1x1, sx1x2, sx2x2, sy, sx1y, sx2y):
+    """Per-group OLS coefficients [b0, b1, b2] of y on [1, x1, x2] from the sums that make up
+    X'X and X'y; NaN where n <= 3 or X is rank-deficient (the singular values of X are the
+    square roots of the eigenvalues of X'X)."""
+    n = np.asarray(n, dtype=np.float64)
+    xtx = np.empty((len(n), 3, 3))
+    xtx[:, 0, 0] = n
+    xtx[:, 0, 1] = xtx[:, 1, 0] = sx1
+    xtx[:, 0, 2] = xtx[:, 2, 0] = sx2
+    xtx[:, 1, 1] = sx1x1
+    xtx[:, 1, 2] = xtx[:, 2, 1] = sx1x2
+    xtx[:, 2, 2] = sx2x2
+    xty = np.stack([np.asarray(v, dtype=np.float64) for v in (sy, sx1y, sx2y)], axis=1)
     ok = n > 3
     safe = np.where(ok[:, None, None], xtx, np.eye(3))
     sv = np.sqrt(np.clip(np.linalg.eigvalsh(safe), 0, None))
@@ -384,16 +386,8 @@ def run_spark(data, out):
         F.sum(x1 * x1).alias("sx1x1"), F.sum(x1 * x2).alias("sx1x2"), F.sum(x2 * x2).alias("sx2x2"),
         F.sum(y).alias("sy"), F.sum(x1 * y).alias("sx1y"), F.sum(x2 * y).alias("sx2y"))
         .toPandas())
-    n = mom["n"].to_numpy(dtype=np.float64)
-    xtx = np.empty((len(n), 3, 3))
-    xtx[:, 0, 0] = n
-    xtx[:, 0, 1] = xtx[:, 1, 0] = mom["sx1"]
-    xtx[:, 0, 2] = xtx[:, 2, 0] = mom["sx2"]
-    xtx[:, 1, 1] = mom["sx1x1"]
-    xtx[:, 1, 2] = xtx[:, 2, 1] = mom["sx1x2"]
-    xtx[:, 2, 2] = mom["sx2x2"]
-    xty = mom[["sy", "sx1y", "sx2y"]].to_numpy()
-    beta = solve_normal_equations(n, xtx, xty)
+    beta = ols_from_sums(*(mom[c].to_numpy(dtype=np.float64) for c in
+                           ["n", "sx1", "sx2", "sx1x1", "sx1x2", "sx2x2", "sy", "sx1y", "sx2y"]))
     coef = spark.createDataFrame(pd.DataFrame({"date": mom["date"], "b0": beta[:, 0],
                                                "b1": beta[:, 1], "b2": beta[:, 2]}))
     panel = (df.join(F.broadcast(coef), "date", "left")
