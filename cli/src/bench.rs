@@ -181,17 +181,16 @@ async fn factor_panel(args: FactorPanelArgs, config: LendfusionConfig) -> CliRes
     let wall_s = started.elapsed().as_secs_f64();
 
     let scanned = plan.as_deref().map(bytes_scanned);
-    println!(
+    say(&format!(
         "wall_s={wall_s:.3} panel_rows={panel_rows} ic_rows={ic_rows} panel_s={job_s:.3} \
-         rows_per_s={:.0} bytes_scanned={} peak_rss_mib={} engine={}",
+         rows_per_s={:.0} bytes_scanned={} peak_rss_mib={} engine={}\npanel: {}\nic: {}",
         panel_rows as f64 / wall_s,
         scanned.map_or("n/a".into(), |b| b.to_string()),
         peak_rss_mib().map_or("n/a".into(), |m| format!("{m:.0}")),
-        engine.label()
-    );
-    println!("panel: {}", panel_path.display());
-    println!("ic: {}", ic_path.display());
-    Ok(ExitCode::SUCCESS)
+        engine.label(),
+        panel_path.display(),
+        ic_path.display()
+    ))
 }
 
 async fn scan_floor(args: ScanFloorArgs, config: LendfusionConfig) -> CliResult {
@@ -206,13 +205,20 @@ async fn scan_floor(args: ScanFloorArgs, config: LendfusionConfig) -> CliResult 
     if rows != 1 {
         return Err(format!("the scan floor returned {rows} rows, expected 1").into());
     }
-    println!(
+    say(&format!(
         "wall_s={wall_s:.3} bytes_scanned={} peak_rss_mib={} engine={}",
         plan.as_deref()
             .map_or("n/a".into(), |p| bytes_scanned(p).to_string()),
         peak_rss_mib().map_or("n/a".into(), |m| format!("{m:.0}")),
         engine.label()
-    );
+    ))
+}
+
+/// Print the job's result lines; a closed stdout (e.g. `| head -1`) is an error, not a panic.
+fn say(lines: &str) -> CliResult {
+    use std::io::Write;
+    writeln!(std::io::stdout().lock(), "{lines}")
+        .map_err(|e| format!("cannot write the result to stdout: {e}"))?;
     Ok(ExitCode::SUCCESS)
 }
 
