@@ -8,6 +8,7 @@ use lendfusion_core::LendfusionConfig;
 use lendfusion_worker::Worker;
 
 use crate::CliResult;
+pub use lendfusion_core::ops::lifecycle::shutdown_signal;
 
 /// Options of `lendfusion coordinator`.
 #[derive(Debug, Args)]
@@ -95,6 +96,7 @@ pub async fn run_coordinator(args: CoordinatorArgs, mut config: LendfusionConfig
     set(&mut config.server.tls_key, args.tls_key.map(Some));
     config.server.allow_writes |= args.allow_writes;
     config.data_root()?;
+    config.ops.validate()?;
     let host = config.cluster.bind_host.clone();
     // Check the client port's settings before anything listens.
     config.server.validate()?;
@@ -106,6 +108,9 @@ pub async fn run_coordinator(args: CoordinatorArgs, mut config: LendfusionConfig
     let client = coordinator
         .open_client_port(&config, client_listener)
         .await?;
+    let ops = coordinator
+        .open_ops_endpoint(&host, config.ops.http_port)
+        .await?;
     let _watch = coordinator.log_worker_changes();
     let scheme = if config.server.tls_files()?.is_some() {
         "grpc+tls"
@@ -113,16 +118,30 @@ pub async fn run_coordinator(args: CoordinatorArgs, mut config: LendfusionConfig
         "grpc"
     };
     eprintln!(
-        "lendfusion coordinator: data {} — clients connect to {scheme}://{}:{}, workers to {}:{}",
+        "lendfusion coordinator: data {} — clients connect to {scheme}://{}:{}, workers to {}:{}, \
+         operations endpoint http://{}:{}",
         config.data.as_deref().unwrap_or_default(),
         config.cluster.advertised_host(),
         client.port(),
         config.cluster.advertised_host(),
-        coordinator.address().port()
+        coordinator.address().port(),
+        config.cluster.advertised_host(),
+        ops.address().port()
     );
-    tokio::select! {
-        served = coordinator.serve() => served?,
-        _ = shutdown_signal() => eprintln!("lendfusion coordinator: stopping"),
+    let grace = std::time::Duration::from_secs(config.ops.shutdown_grace_seconds);
+    let stop_requested = tokio::select! {
+        served = coordinator.serve() => { served?; false }
+        _ = shutdown_signal() => true,
+    };
+    if stop_requested {
+        let unfinished = coordinator.drain(grace).await;
+        if unfinished > 0 {
+            tracing::warn!(
+                unfinished,
+                "grace period over: stopping with queries unfinished"
+            );
+        }
+        eprintln!("lendfusion coordinator: stopped");
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -169,27 +188,4 @@ pub fn run_hash_password(_args: HashPasswordArgs) -> CliResult {
     }
     println!("{}", lendfusion_coordinator::hash_password(password)?);
     Ok(ExitCode::SUCCESS)
-}
-
-/// Ctrl-C or SIGTERM.
-pub async fn shutdown_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = term.recv() => {}
-                }
-            }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-            }
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
-    }
 }

@@ -13,7 +13,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use lendfusion_core::LendfusionConfig;
+use lendfusion_core::{LendfusionConfig, LogFormat, OpsSettings};
 
 /// lendfusion — distributed columnar compute for securities-lending factor research.
 #[derive(Debug, Parser)]
@@ -47,23 +47,35 @@ enum Command {
     HashPassword(cluster::HashPasswordArgs),
 }
 
-fn init_logging(server: bool) {
+/// Logs go to stderr (stdout carries results only), as human lines or JSON objects, filtered
+/// by `LENDFUSION_LOG`, else `ops.log_filter`, else `RUST_LOG`, else the role's default.
+fn init_logging(server: bool, ops: &OpsSettings) -> Result<(), String> {
     use tracing_subscriber::EnvFilter;
     // Server roles say what they are doing; one-shot commands only warn.
     let default = if server {
-        "warn,lendfusion=info,lendfusion_coordinator=info,lendfusion_worker=info"
+        "warn,lendfusion=info,lendfusion_coordinator=info,lendfusion_worker=info,lendfusion_core=info"
     } else {
         "warn"
     };
-    let filter = EnvFilter::try_from_env("LENDFUSION_LOG")
-        .or_else(|_| EnvFilter::try_from_default_env())
-        .unwrap_or_else(|_| EnvFilter::new(default));
-    // Logs go to stderr: stdout carries results only.
-    tracing_subscriber::fmt()
+    let filter = match (std::env::var("LENDFUSION_LOG"), &ops.log_filter) {
+        (Ok(text), _) => EnvFilter::try_new(&text)
+            .map_err(|e| format!("LENDFUSION_LOG={text:?} is not a log filter: {e}"))?,
+        (Err(_), Some(text)) => EnvFilter::try_new(text)
+            .map_err(|e| format!("ops.log_filter = {text:?} is not a log filter: {e}"))?,
+        (Err(_), None) => {
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default))
+        }
+    };
+    let logs = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+        .with_writer(std::io::stderr);
+    match ops.log_format {
+        LogFormat::Json => logs.json().flatten_event(true).init(),
+        LogFormat::Human => logs
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .init(),
+    }
+    Ok(())
 }
 
 /// Stack of every runtime thread.
@@ -71,10 +83,21 @@ const RUNTIME_STACK_BYTES: usize = 16 * 1024 * 1024;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging(matches!(
+    let config = match LendfusionConfig::load(cli.config.as_deref()) {
+        Ok(config) => config,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let server = matches!(
         cli.command,
         Command::Coordinator(_) | Command::Worker(_) | Command::Demo(_)
-    ));
+    );
+    if let Err(e) = init_logging(server, &config.ops) {
+        eprintln!("error: {e}");
+        return ExitCode::FAILURE;
+    }
     // Deep plans (the squeeze view under a report's joins) recurse deeply when they are
     // planned, serialized for the workers and decoded there: 2 MiB thread stacks overflow.
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -89,7 +112,6 @@ fn main() -> ExitCode {
         }
     };
     let result = runtime.block_on(async {
-        let config = LendfusionConfig::load(cli.config.as_deref())?;
         match cli.command {
             Command::Demo(args) => demo::run(args, config).await,
             Command::Generate(args) => generate::run(args, config).await,

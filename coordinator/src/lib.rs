@@ -25,6 +25,9 @@ use ballista_scheduler::scheduler_server::SchedulerServer;
 use datafusion_proto::protobuf::{LogicalPlanNode, PhysicalPlanNode};
 use lendfusion_core::cluster::{cluster_session_config, scheduler_session_builder};
 use lendfusion_core::codec::LendfusionLogicalCodec;
+use lendfusion_core::ops::http::{OpsEndpoint, Readiness};
+use lendfusion_core::ops::lifecycle::start_draining;
+use lendfusion_core::ops::metrics::metrics;
 use lendfusion_core::{LendfusionConfig, LendfusionError};
 use tokio::task::JoinHandle;
 
@@ -177,6 +180,74 @@ impl Coordinator {
         }
     }
 
+    /// Serve the operations endpoint on `host:port` (0 = a free port): `/healthz`, `/readyz`
+    /// (at least `cluster.min_workers` live workers, not draining), `/metrics`, and
+    /// `/workers/{id}` (200 if that worker is registered, else 404).
+    pub async fn open_ops_endpoint(
+        &self,
+        host: &str,
+        port: u16,
+    ) -> Result<OpsEndpoint, LendfusionError> {
+        use axum::extract::Path;
+        use axum::http::StatusCode;
+        let scheduler = self.scheduler.clone();
+        let readiness: Readiness = Arc::new(move || {
+            let scheduler = scheduler.clone();
+            Box::pin(async move {
+                let live = registered_workers(&scheduler).await;
+                if scheduler.is_ready() {
+                    Ok(())
+                } else {
+                    Err(format!(
+                        "{live} live workers, fewer than cluster.min_workers"
+                    ))
+                }
+            })
+        });
+        let scheduler = self.scheduler.clone();
+        let workers = axum::Router::new().route(
+            "/workers/{id}",
+            axum::routing::get(move |Path(id): Path<String>| {
+                let scheduler = scheduler.clone();
+                async move {
+                    let known = scheduler
+                        .state
+                        .executor_manager
+                        .get_executors_state()
+                        .await
+                        .is_ok_and(|state| state.iter().any(|(meta, _, _)| meta.id == id));
+                    if known {
+                        (StatusCode::OK, "registered\n")
+                    } else {
+                        (StatusCode::NOT_FOUND, "not registered\n")
+                    }
+                }
+            }),
+        );
+        OpsEndpoint::start(host, port, readiness, workers).await
+    }
+
+    /// Stop taking queries (they fail with `UNAVAILABLE`, `/readyz` answers 503) and wait up
+    /// to `grace` for the queries running to finish; the number still running after it.
+    pub async fn drain(&self, grace: Duration) -> usize {
+        start_draining();
+        let running = || {
+            self.front_door
+                .as_ref()
+                .map_or(0, FrontDoor::queries_in_flight)
+        };
+        tracing::info!(
+            running = running(),
+            grace_seconds = grace.as_secs(),
+            "stop requested: refusing new queries, waiting for the running ones"
+        );
+        let deadline = tokio::time::Instant::now() + grace;
+        while running() > 0 && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        running()
+    }
+
     /// Log the number of registered workers whenever it changes, until the service stops.
     pub fn log_worker_changes(&self) -> JoinHandle<()> {
         let scheduler = self.scheduler.clone();
@@ -194,7 +265,7 @@ impl Coordinator {
     }
 
     /// Serve until the scheduler service stops.
-    pub async fn serve(mut self) -> Result<(), LendfusionError> {
+    pub async fn serve(&mut self) -> Result<(), LendfusionError> {
         (&mut self.service)
             .await
             .map_err(|e| LendfusionError::Cluster(format!("scheduler task failed: {e}")))
@@ -209,13 +280,15 @@ impl Drop for Coordinator {
 
 /// Workers registered with `scheduler` (alive or not yet expired).
 async fn registered_workers(scheduler: &Scheduler) -> usize {
-    scheduler
+    let n = scheduler
         .state
         .executor_manager
         .get_executors_state()
         .await
         .map(|s| s.len())
-        .unwrap_or(0)
+        .unwrap_or(0);
+    metrics().workers.set(i64::try_from(n).unwrap_or(i64::MAX));
+    n
 }
 
 fn cluster_error(e: ballista_core::error::BallistaError) -> LendfusionError {

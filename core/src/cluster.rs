@@ -124,22 +124,7 @@ pub async fn cluster_client_context(
 /// Whether the coordinator at `scheduler_url` reports ready (`/readyz`: at least
 /// `cluster.min_workers` live workers). Unreachable counts as not ready.
 pub async fn coordinator_ready(scheduler_url: &str) -> bool {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let address = scheduler_url.trim_start_matches("http://");
-    let probe = async {
-        let mut stream = tokio::net::TcpStream::connect(address).await.ok()?;
-        let request =
-            format!("GET /readyz HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n");
-        stream.write_all(request.as_bytes()).await.ok()?;
-        let mut head = [0u8; 16];
-        let n = stream.read(&mut head).await.ok()?;
-        Some(head[..n].starts_with(b"HTTP/1.1 200"))
-    };
-    tokio::time::timeout(std::time::Duration::from_secs(5), probe)
-        .await
-        .ok()
-        .flatten()
-        .unwrap_or(false)
+    crate::ops::http::get_status(scheduler_url, "/readyz").await == Some(200)
 }
 
 /// Wait until the coordinator has live workers, or fail after `timeout` with an error that

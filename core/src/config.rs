@@ -16,6 +16,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{LendfusionError, Result};
+pub use crate::ops::OpsSettings;
 pub use crate::server_config::{AuthSettings, ServerSettings, UserEntry};
 
 /// Prefix of every lendfusion environment variable.
@@ -230,10 +231,12 @@ pub struct LendfusionConfig {
     pub server: ServerSettings,
     /// Who may call the client port.
     pub auth: AuthSettings,
+    /// Operations endpoint, logs and shutdown.
+    pub ops: OpsSettings,
 }
 
 /// Top-level keys of [`LendfusionConfig`]: the `LENDFUSION_*` variables that configure.
-pub const TOP_LEVEL_KEYS: [&str; 7] = [
+pub const TOP_LEVEL_KEYS: [&str; 8] = [
     "data",
     "layout",
     "s3",
@@ -241,6 +244,7 @@ pub const TOP_LEVEL_KEYS: [&str; 7] = [
     "cluster",
     "server",
     "auth",
+    "ops",
 ];
 
 /// AWS SDK environment variables and the `s3.*` key each one sets, in priority order

@@ -8,6 +8,7 @@ pub mod diagnose;
 pub mod error;
 pub mod factors;
 pub mod object_stores;
+pub mod ops;
 pub mod query;
 pub mod schema;
 pub mod server_config;
@@ -18,5 +19,6 @@ pub mod views;
 
 pub use config::{Layout, LendfusionConfig, S3Settings};
 pub use error::{LendfusionError, Result};
+pub use ops::{LogFormat, OpsSettings};
 pub use server_config::{AuthSettings, ServerSettings, UserEntry};
 pub use session::{session_config, session_context, session_context_with, session_state};

@@ -2,7 +2,8 @@
 //! every file scan of a task. The check is attached to a scan when the coordinator plans it,
 //! but physical plans travel without it (datafusion-proto does not serialize expression
 //! adapters), so without this a worker would read a file lacking a nullable column as NULLs
-//! instead of failing with the file's name.
+//! instead of failing with the file's name. Every stage is wrapped in an [`ObservedStage`]
+//! (metrics, logs with the query id).
 
 use std::sync::Arc;
 
@@ -17,6 +18,8 @@ use datafusion::error::Result;
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion::prelude::SessionConfig;
 use lendfusion_core::strict_adapter::StrictExprAdapterFactory;
+
+use crate::observed::ObservedStage;
 
 /// Ballista's default engine behind a plan rewrite that makes every file scan strict.
 #[derive(Default)]
@@ -42,7 +45,8 @@ impl ExecutionEngine for StrictScanEngine {
         config: &SessionConfig,
     ) -> Result<Arc<dyn QueryStageExecutor>> {
         let plan = strict_scans(plan)?;
-        self.inner.create_query_stage_exec(
+        let query_id = job_id.to_string();
+        let stage = self.inner.create_query_stage_exec(
             job_id,
             stage_id,
             task_id,
@@ -50,7 +54,8 @@ impl ExecutionEngine for StrictScanEngine {
             plan,
             work_dir,
             config,
-        )
+        )?;
+        Ok(Arc::new(ObservedStage::new(stage, query_id, stage_id)))
     }
 }
 

@@ -7,17 +7,23 @@
 //! heartbeating is declared lost and its work is recomputed elsewhere.
 
 pub mod engine;
+mod observed;
 
 use std::net::TcpListener;
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use ballista_core::config::TaskSchedulingPolicy;
+use std::time::Duration;
+
 use ballista_executor::executor_process::{ExecutorProcessConfig, start_executor_process};
 use lendfusion_core::cluster::{
     WorkerRuntime, cluster_session_config, coordinator_address, worker_function_registry,
 };
-use lendfusion_core::{LendfusionConfig, LendfusionError};
+use lendfusion_core::ops::http::{OpsEndpoint, Readiness, get_status};
+use lendfusion_core::ops::lifecycle::{shutdown_signal, start_draining};
+use lendfusion_core::ops::metrics::metrics;
+use lendfusion_core::{LendfusionConfig, LendfusionError, OpsSettings};
 
 /// Makes a worker retry (every 500 ms) to reach a coordinator that is not up yet instead of
 /// exiting at once. Ballista 55 measures this timeout against a clock that never advances, so
@@ -33,6 +39,10 @@ pub struct Worker {
     pub work_dir: PathBuf,
     /// Address other nodes fetch this worker's partitions from.
     pub data_address: String,
+    ops: OpsSettings,
+    /// The coordinator's operations endpoint (`host:port`), asked whether this worker is
+    /// registered; `None` when its port is not fixed.
+    coordinator_ops: Option<String>,
 }
 
 impl std::fmt::Debug for Worker {
@@ -53,7 +63,10 @@ impl Worker {
     ) -> Result<Self, LendfusionError> {
         let cluster = &config.cluster;
         cluster.validate()?;
+        config.ops.validate()?;
         let (host, scheduler_port) = coordinator_address(coordinator)?;
+        let coordinator_ops =
+            (config.ops.http_port != 0).then(|| format!("{host}:{}", config.ops.http_port));
 
         let (temp_dir, work_dir) = match &cluster.work_dir {
             Some(dir) => {
@@ -118,6 +131,8 @@ impl Worker {
             _temp_dir: temp_dir,
             work_dir,
             data_address: format!("{external_host}:{data_port}"),
+            ops: config.ops.clone(),
+            coordinator_ops,
         })
     }
 
@@ -126,22 +141,87 @@ impl Worker {
         &self.process.executor_id
     }
 
-    /// Register with the coordinator and run tasks until stopped (Ctrl-C, SIGTERM, or the
-    /// coordinator telling it to stop).
+    /// Register with the coordinator and run tasks until stopped: by the coordinator, or by
+    /// SIGTERM / Ctrl-C, after which the worker tells the coordinator it is leaving (no new
+    /// tasks; the coordinator reruns its unfinished work elsewhere), lets its running tasks
+    /// finish for up to `ops.shutdown_grace_seconds` and exits.
     pub async fn run(self) -> Result<(), LendfusionError> {
         let Worker {
-            process, _temp_dir, ..
+            process,
+            _temp_dir,
+            ops,
+            coordinator_ops,
+            ..
         } = self;
+        let endpoint = OpsEndpoint::start(
+            &process.bind_host,
+            ops.worker_http_port,
+            registered_with(coordinator_ops, process.executor_id.clone()),
+            axum::Router::new(),
+        )
+        .await?;
         tracing::info!(
             id = %process.executor_id,
             scheduler = %format!("{}:{}", process.scheduler_host, process.scheduler_port),
             data_port = process.port,
+            ops = %endpoint.address(),
             "worker starting"
         );
-        let result = start_executor_process(Arc::new(process)).await;
+        let executor = start_executor_process(Arc::new(process));
+        tokio::pin!(executor);
+        let result = tokio::select! {
+            stopped = &mut executor => stopped,
+            _ = shutdown_signal() => {
+                // Ballista's executor saw the signal too: it fences itself at the
+                // coordinator and waits for its running tasks.
+                start_draining();
+                let grace = Duration::from_secs(ops.shutdown_grace_seconds);
+                tracing::info!(
+                    running = metrics().tasks_running.get(),
+                    grace_seconds = grace.as_secs(),
+                    "stop requested: draining running tasks"
+                );
+                match tokio::time::timeout(grace, &mut executor).await {
+                    Ok(stopped) => stopped,
+                    Err(_) => {
+                        tracing::warn!(
+                            unfinished = metrics().tasks_running.get(),
+                            "grace period over: stopping with tasks unfinished (the coordinator \
+                             reruns them elsewhere)"
+                        );
+                        Ok(())
+                    }
+                }
+            }
+        };
+        drop(endpoint);
         drop(_temp_dir);
+        tracing::info!("worker stopped");
         result.map_err(|e| LendfusionError::Cluster(format!("worker stopped: {e}")))
     }
+}
+
+/// Readiness of worker `id`: the coordinator's operations endpoint knows it (without a fixed
+/// coordinator endpoint: ready once started).
+fn registered_with(coordinator_ops: Option<String>, id: String) -> Readiness {
+    Arc::new(move || {
+        let (coordinator_ops, id) = (coordinator_ops.clone(), id.clone());
+        Box::pin(async move {
+            let Some(address) = coordinator_ops else {
+                return Ok(());
+            };
+            match get_status(&address, &format!("/workers/{id}")).await {
+                Some(200) => Ok(()),
+                Some(404) => Err("not registered with the coordinator".into()),
+                Some(code) => Err(format!(
+                    "the coordinator's operations endpoint {address} answered {code}"
+                )),
+                None => Err(format!(
+                    "cannot reach the coordinator's operations endpoint {address}"
+                )),
+            }
+        })
+    })
 }
 
 /// `port`, or a free one when it is 0.

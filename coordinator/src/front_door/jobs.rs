@@ -27,6 +27,8 @@ use datafusion::prelude::SessionContext;
 use futures::{Stream, StreamExt, TryStreamExt};
 use lendfusion_core::ServerSettings;
 use lendfusion_core::diagnose::explain_error;
+use lendfusion_core::ops::lifecycle::is_draining;
+use lendfusion_core::ops::metrics::metrics;
 use tokio::sync::watch;
 use tonic::Status;
 
@@ -57,7 +59,7 @@ pub struct JobRunner {
     settings: ServerSettings,
     worker_losses: watch::Receiver<u64>,
     results: Mutex<HashMap<String, FinishedQuery>>,
-    in_flight: std::sync::atomic::AtomicUsize,
+    in_flight: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 impl std::fmt::Debug for JobRunner {
@@ -92,9 +94,9 @@ impl Drop for RunningJob {
         if let Some(job_id) = self.job_id.take() {
             let scheduler = self.scheduler.clone();
             tokio::spawn(async move {
-                tracing::info!(%job_id, "cancelling query");
+                tracing::info!(query_id = %job_id, "cancelling query");
                 if let Err(e) = scheduler.cancel_job(job_id.clone().into()).await {
-                    tracing::warn!(%job_id, error = %e, "could not cancel query");
+                    tracing::warn!(query_id = %job_id, error = %e, "could not cancel query");
                 }
             });
         }
@@ -118,12 +120,45 @@ impl JobRunner {
             settings,
             worker_losses,
             results: Mutex::new(HashMap::new()),
-            in_flight: std::sync::atomic::AtomicUsize::new(0),
+            in_flight: Arc::new(std::sync::atomic::AtomicUsize::new(0)),
         }
     }
 
+    /// The number of queries running, shared (the coordinator waits for it at shutdown).
+    pub fn in_flight(&self) -> Arc<std::sync::atomic::AtomicUsize> {
+        self.in_flight.clone()
+    }
+
     /// Run `plan` to completion on the cluster and keep its result under a new handle.
+    /// Counted in the query metrics; refused while the coordinator drains.
     pub async fn run(
+        &self,
+        ctx: &Arc<SessionContext>,
+        plan: Arc<dyn ExecutionPlan>,
+        name: &str,
+        owner: Principal,
+    ) -> Result<String, Status> {
+        if is_draining() {
+            return Err(Status::unavailable(
+                "the coordinator is shutting down: send the query again once it (or its \
+                 replacement) is back",
+            ));
+        }
+        let m = metrics();
+        m.queries_started.inc();
+        m.queries_running.inc();
+        let started = Instant::now();
+        let outcome = self.run_counted(ctx, plan, name, owner).await;
+        m.queries_running.dec();
+        m.query_seconds.observe(started.elapsed().as_secs_f64());
+        match &outcome {
+            Ok(_) => m.queries_finished.inc(),
+            Err(_) => m.queries_failed.inc(),
+        };
+        outcome
+    }
+
+    async fn run_counted(
         &self,
         ctx: &Arc<SessionContext>,
         plan: Arc<dyn ExecutionPlan>,
@@ -256,6 +291,9 @@ impl JobRunner {
             .submit_physical_plan(name, ctx.clone(), plan, Some(subscriber))
             .await
             .map_err(|e| Status::unavailable(format!("cannot submit the query: {e}")))?;
+        // The query id is the job id: the workers log it with each task of the query.
+        let started = Instant::now();
+        tracing::info!(query_id = %job_id, query = name, rerun = suspect, "query submitted");
         let mut job = RunningJob {
             scheduler: self.scheduler.clone(),
             job_id: Some(job_id.to_string()),
@@ -269,10 +307,17 @@ impl JobRunner {
                 status = statuses.recv() => match status.and_then(|s| s.status) {
                     Some(job_status::Status::Successful(SuccessfulJob { partition_location, .. })) => {
                         job.finished();
+                        tracing::info!(
+                            query_id = %job_id,
+                            seconds = format!("{:.3}", started.elapsed().as_secs_f64()),
+                            partitions = partition_location.len(),
+                            "query finished"
+                        );
                         return Ok(Outcome::Done(partition_location));
                     }
                     Some(job_status::Status::Failed(failed)) => {
                         job.finished();
+                        tracing::warn!(query_id = %job_id, error = %failed.error, "query failed");
                         let explained =
                             explain_error(ctx, DataFusionError::Execution(failed.error)).await;
                         return Err(match &explained {
@@ -294,12 +339,14 @@ impl JobRunner {
                     }
                 }
                 _ = tokio::time::sleep_until(deadline.into()) => {
+                    tracing::warn!(query_id = %job_id, "query timed out");
                     return Err(Status::deadline_exceeded(format!(
                         "the query ran longer than the limit of {} s and was cancelled",
                         self.settings.query_timeout_seconds
                     )));
                 }
                 _ = tokio::time::sleep_until(stall_deadline.unwrap_or(far).into()) => {
+                    tracing::warn!(query_id = %job_id, "query stalled after a worker loss");
                     return Ok(Outcome::Stalled);
                 }
             }

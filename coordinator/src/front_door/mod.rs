@@ -16,6 +16,7 @@ mod statements;
 use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use arrow_flight::flight_service_server::FlightServiceServer;
@@ -40,6 +41,7 @@ const SESSION_ID: &str = "lendfusion-front-door";
 pub struct FrontDoor {
     address: SocketAddr,
     tls: bool,
+    in_flight: Arc<AtomicUsize>,
     service: JoinHandle<()>,
     watcher: JoinHandle<()>,
 }
@@ -74,6 +76,7 @@ impl FrontDoor {
         let (losses_tx, losses) = watch::channel(0u64);
         let watcher = tokio::spawn(watch_worker_losses(scheduler.clone(), losses_tx));
         let runner = jobs::JobRunner::new(scheduler.clone(), config.server.clone(), losses);
+        let in_flight = runner.in_flight();
         let service = service::FrontDoorService::new(
             ctx,
             scheduler,
@@ -115,6 +118,7 @@ impl FrontDoor {
         Ok(Self {
             address,
             tls,
+            in_flight,
             service,
             watcher,
         })
@@ -123,6 +127,11 @@ impl FrontDoor {
     /// The client port's address.
     pub fn address(&self) -> SocketAddr {
         self.address
+    }
+
+    /// Queries running now.
+    pub fn queries_in_flight(&self) -> usize {
+        self.in_flight.load(Ordering::SeqCst)
     }
 
     /// Whether the port speaks TLS.
