@@ -70,7 +70,7 @@ pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; }
 trap cleanup EXIT
 export LENDFUSION_DATA="$data" LENDFUSION_LOG=error
-"$lf" coordinator --scheduler-port "$port" --port "$client" --no-auth >"$bench/coordinator.log" 2>&1 &
+"$lf" coordinator --scheduler-port "$port" --port "$client" --ops-port 0 --no-auth >"$bench/coordinator.log" 2>&1 &
 pids+=($!)
 for i in 1 2; do
   "$lf" worker --coordinator "127.0.0.1:$port" --slots 1 --port 0 --task-port 0 >"$bench/worker-$i.log" 2>&1 &

@@ -45,6 +45,9 @@ pub struct CoordinatorArgs {
     /// Host name other nodes use to reach this one.
     #[arg(long)]
     external_host: Option<String>,
+    /// Operations port: /healthz, /readyz, /metrics (default 50060; 0 = a free port).
+    #[arg(long)]
+    ops_port: Option<u16>,
 }
 
 /// Options of `lendfusion worker`.
@@ -75,6 +78,9 @@ pub struct WorkerArgs {
     /// Host name other nodes use to reach this one.
     #[arg(long)]
     external_host: Option<String>,
+    /// Operations port: /healthz, /readyz, /metrics (default: a free port).
+    #[arg(long)]
+    ops_port: Option<u16>,
 }
 
 fn set<T>(target: &mut T, value: Option<T>) {
@@ -95,6 +101,7 @@ pub async fn run_coordinator(args: CoordinatorArgs, mut config: LendfusionConfig
     set(&mut config.server.tls_cert, args.tls_cert.map(Some));
     set(&mut config.server.tls_key, args.tls_key.map(Some));
     config.server.allow_writes |= args.allow_writes;
+    set(&mut config.ops.http_port, args.ops_port);
     config.data_root()?;
     config.ops.validate()?;
     let host = config.cluster.bind_host.clone();
@@ -156,6 +163,7 @@ pub async fn run_worker(args: WorkerArgs, mut config: LendfusionConfig) -> CliRe
     set(&mut cluster.work_dir, args.work_dir.map(Some));
     set(&mut cluster.bind_host, args.bind_host);
     set(&mut cluster.external_host, args.external_host.map(Some));
+    set(&mut config.ops.worker_http_port, args.ops_port);
     let coordinator = config.cluster.coordinator.clone().ok_or(
         "no coordinator: pass --coordinator HOST:PORT (the coordinator's scheduler port) or set LENDFUSION_COORDINATOR",
     )?;

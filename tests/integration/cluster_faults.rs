@@ -179,6 +179,80 @@ async fn a_worker_killed_mid_query_changes_nothing() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sigterm_drains_a_worker_and_the_query_completes_on_the_others() {
+    let root = fault_panel().await;
+    let expected = sql(&local_session(root).await, MULTI_STAGE).await;
+    let grace = vec![
+        (
+            "LENDFUSION_OPS__SHUTDOWN_GRACE_SECONDS".to_string(),
+            "20".to_string(),
+        ),
+        ("LENDFUSION_CLUSTER__MIN_WORKERS".into(), "2".into()),
+    ];
+    let mut cluster = ProcessCluster::start(&root.display().to_string(), 3, &grace);
+    wait_ready(&cluster.url(), Duration::from_secs(60)).await;
+    let started = Instant::now();
+    assert_same_results(
+        "undisturbed",
+        &expected,
+        &run_on(&cluster, MULTI_STAGE).await,
+    );
+    let span = started.elapsed();
+
+    // SIGTERM at 20 %, 40 %, ... of the run until one lands while the worker has tasks.
+    let mut interrupted = 0;
+    for round in 0..4u32 {
+        wait_ready(&cluster.url(), Duration::from_secs(60)).await;
+        let mut query = start_query(&cluster, MULTI_STAGE).await;
+        tokio::time::sleep(span.mul_f64(0.2 * f64::from(round + 1))).await;
+        let victim = cluster.workers.len() - 1;
+        cluster.workers[victim].terminate();
+        let (result, _) = match tokio::time::timeout(HANG_LIMIT, &mut query).await {
+            Ok(joined) => joined.expect("query task"),
+            Err(_) => panic!(
+                "round {round}: no answer after a SIGTERM\n{}",
+                cluster.logs()
+            ),
+        };
+        let batches = result.unwrap_or_else(|e| {
+            panic!(
+                "round {round}: query failed after a SIGTERM: {e}\n{}",
+                cluster.logs()
+            )
+        });
+        assert_same_results(&format!("round {round}"), &expected, &batches);
+        // The worker drained and exited by itself, successfully, within the grace period.
+        let mut worker = cluster.workers.remove(victim);
+        let status = worker.wait_exit(Duration::from_secs(40));
+        let log = worker.log_text();
+        assert!(
+            status.is_some_and(|s| s.success()),
+            "round {round}: worker exit {status:?}\n{log}"
+        );
+        assert!(
+            log.contains("stop requested: draining running tasks"),
+            "{log}"
+        );
+        assert!(log.contains("worker stopped"), "{log}");
+        let drain = log
+            .lines()
+            .find(|l| l.contains("stop requested"))
+            .unwrap_or_default();
+        eprintln!("SIGTERM round {round}: {drain}");
+        if !log.contains("running=0") {
+            interrupted += 1;
+            break;
+        }
+        cluster.add_worker();
+    }
+    assert!(
+        interrupted >= 1,
+        "no SIGTERM arrived while the worker had tasks; nothing was tested\n{}",
+        cluster.logs()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn late_workers_join_and_no_workers_is_a_clear_error() {
     let root = fault_panel().await;
     let data = root.display().to_string();

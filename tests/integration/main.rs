@@ -10,6 +10,7 @@ mod crosscheck;
 mod demo;
 mod flight;
 mod generated_data;
+mod operations;
 mod pruning;
 mod report;
 mod s3;

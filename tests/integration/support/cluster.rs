@@ -55,9 +55,34 @@ pub fn free_port() -> u16 {
 pub struct Process {
     child: Child,
     pub log: PathBuf,
+    /// Its operations endpoint's port (`/healthz`, `/readyz`, `/metrics`).
+    pub ops_port: u16,
 }
 
 impl Process {
+    /// Ask the process to stop, as an orchestrator does (SIGTERM).
+    pub fn terminate(&self) {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill -TERM failed");
+    }
+
+    /// Wait up to `timeout` for the process to exit; its exit status, if it did.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status);
+            }
+            if std::time::Instant::now() >= deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     /// Kill with SIGKILL, as a crash would.
     pub fn kill(&mut self) {
         let _ = self.child.kill();
@@ -127,6 +152,8 @@ impl ProcessCluster {
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
         env.extend_from_slice(env_overrides);
+        // The coordinator's operations port; workers ask it whether they are registered.
+        env.push(("LENDFUSION_OPS__HTTP_PORT".into(), free_port().to_string()));
         let coordinator = spawn_coordinator(
             &env,
             &logs.path().join("coordinator.log"),
@@ -170,7 +197,12 @@ impl ProcessCluster {
             .path()
             .join(format!("worker-{}.log", self.spawned));
         let coordinator = format!("127.0.0.1:{}", self.scheduler_port);
-        let worker = spawn(&self.env, &log, &["worker", "--coordinator", &coordinator]);
+        let mut env = self.env.clone();
+        env.push((
+            "LENDFUSION_OPS__WORKER_HTTP_PORT".into(),
+            free_port().to_string(),
+        ));
+        let worker = spawn(&env, &log, &["worker", "--coordinator", &coordinator]);
         self.workers.push(worker);
     }
 
@@ -246,10 +278,45 @@ fn spawn(env: &[(String, String)], log: &Path, args: &[&str]) -> Process {
         command.env(k, v);
     }
     let child = command.spawn().expect("spawn lendfusion");
+    // The last setting of a variable wins, as in `command`.
+    let ops_port = env
+        .iter()
+        .rev()
+        .find(|(k, _)| {
+            k == if args.first() == Some(&"worker") {
+                "LENDFUSION_OPS__WORKER_HTTP_PORT"
+            } else {
+                "LENDFUSION_OPS__HTTP_PORT"
+            }
+        })
+        .and_then(|(_, v)| v.parse().ok())
+        .unwrap_or(0);
     Process {
         child,
         log: log.to_path_buf(),
+        ops_port,
     }
+}
+
+/// `GET http://127.0.0.1:{port}{path}`: the status code and the body (`(0, "")` when nothing
+/// answers).
+pub async fn http_get(port: u16, path: &str) -> (u16, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let Ok(mut stream) = tokio::net::TcpStream::connect(("127.0.0.1", port)).await else {
+        return (0, String::new());
+    };
+    let request = format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.expect("send");
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await.expect("read");
+    let status = response
+        .get(9..12)
+        .and_then(|code| code.parse().ok())
+        .unwrap_or(0);
+    let body = response
+        .split_once("\r\n\r\n")
+        .map_or(String::new(), |(_, body)| body.to_string());
+    (status, body)
 }
 
 /// Wait until the coordinator at `url` reports ready through `/readyz` (at least its
