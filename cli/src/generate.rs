@@ -7,7 +7,7 @@ use chrono::NaiveDate;
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use lendfusion_core::LendfusionConfig;
-use lendfusion_datagen::{GenerateOptions, Progress, generate};
+use lendfusion_datagen::{GenerateError, GenerateOptions, Progress, generate};
 
 use crate::CliResult;
 
@@ -30,8 +30,11 @@ pub struct GenerateArgs {
     #[arg(long, default_value_t = 42)]
     seed: u64,
     /// Replace a panel already under --out.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "keep_existing")]
     overwrite: bool,
+    /// Keep a panel already under --out and exit successfully (one-shot deploy jobs).
+    #[arg(long)]
+    keep_existing: bool,
 }
 
 pub async fn run(args: GenerateArgs, config: LendfusionConfig) -> CliResult {
@@ -55,7 +58,14 @@ pub async fn run(args: GenerateArgs, config: LendfusionConfig) -> CliResult {
         progress_bar.set_position(done as u64);
         progress_bar.set_message(format!("{rows} rows"));
     });
-    let summary = generate(&options, &config, Some(progress)).await?;
+    let summary = match generate(&options, &config, Some(progress)).await {
+        Err(GenerateError::Exists(root)) if args.keep_existing => {
+            bar.finish_and_clear();
+            println!("{root} already holds a panel: kept (--keep-existing)");
+            return Ok(ExitCode::SUCCESS);
+        }
+        other => other?,
+    };
     bar.finish_and_clear();
     let total = summary.total_rows();
     eprintln!(

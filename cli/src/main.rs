@@ -2,6 +2,7 @@
 
 mod bench;
 mod cluster;
+mod config_cmd;
 mod demo;
 mod generate;
 mod output;
@@ -22,6 +23,10 @@ struct Cli {
     /// TOML configuration file (overridden by LENDFUSION_* and AWS_* variables, then flags).
     #[arg(long, global = true, env = "LENDFUSION_CONFIG")]
     config: Option<PathBuf>,
+    /// Parse the arguments and load the configuration, then exit without running the command
+    /// (checks the command lines of deploy files).
+    #[arg(long, global = true)]
+    dry_run: bool,
     #[command(subcommand)]
     command: Command,
 }
@@ -45,6 +50,10 @@ enum Command {
     Bench(bench::BenchArgs),
     /// Print the Argon2id hash of a password read from stdin, for `[[auth.users]]`.
     HashPassword(cluster::HashPasswordArgs),
+    /// Print the effective configuration (secrets hidden), or the reference of every key.
+    Config(config_cmd::ConfigArgs),
+    /// Exit 0 if an HTTP endpoint answers 200 (container health checks: /healthz, /readyz).
+    Probe(ProbeArgs),
 }
 
 /// Logs go to stderr (stdout carries results only), as human lines or JSON objects, filtered
@@ -98,6 +107,10 @@ fn main() -> ExitCode {
         eprintln!("error: {e}");
         return ExitCode::FAILURE;
     }
+    if cli.dry_run {
+        eprintln!("arguments and configuration are valid (--dry-run: nothing was run)");
+        return ExitCode::SUCCESS;
+    }
     // Deep plans (the squeeze view under a report's joins) recurse deeply when they are
     // planned, serialized for the workers and decoded there: 2 MiB thread stacks overflow.
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -121,6 +134,8 @@ fn main() -> ExitCode {
             Command::HashPassword(args) => cluster::run_hash_password(args),
             Command::Report(args) => report::run(args, config).await,
             Command::Bench(args) => bench::run(args, config).await,
+            Command::Config(args) => config_cmd::run(args, config),
+            Command::Probe(args) => probe(args).await,
         }
     });
     match result {
@@ -129,6 +144,27 @@ fn main() -> ExitCode {
             eprintln!("error: {e}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// Options of `lendfusion probe`.
+#[derive(Debug, clap::Args)]
+struct ProbeArgs {
+    /// The endpoint, e.g. http://127.0.0.1:50060/readyz
+    url: String,
+}
+
+async fn probe(args: ProbeArgs) -> CliResult {
+    let rest = args
+        .url
+        .strip_prefix("http://")
+        .ok_or("probe URLs start with http://")?;
+    let (address, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    let path = if path.is_empty() { "/" } else { path };
+    match lendfusion_core::ops::http::get_status(address, path).await {
+        Some(200) => Ok(ExitCode::SUCCESS),
+        Some(code) => Err(format!("{} answered {code}", args.url).into()),
+        None => Err(format!("no answer from {}", args.url).into()),
     }
 }
 

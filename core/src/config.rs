@@ -23,7 +23,9 @@ pub use crate::server_config::{AuthSettings, ServerSettings, UserEntry};
 pub const ENV_PREFIX: &str = "LENDFUSION_";
 
 /// How a table's Parquet files are laid out below `<root>/<table>/`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Layout {
     /// `month=YYYY-MM/*.parquet` (the SPEC layout, written by `lendfusion generate`).
@@ -48,7 +50,7 @@ impl Layout {
 
 /// S3-compatible object store settings. Every field is optional: unset fields fall back to what
 /// the AWS SDKs would use (instance credentials, `~`-less defaults of `object_store`).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct S3Settings {
     /// Endpoint URL, e.g. `http://127.0.0.1:3900` for a local S3-compatible server.
@@ -80,7 +82,7 @@ impl S3Settings {
 }
 
 /// Query execution settings shared by every role.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct ExecutionSettings {
     /// Target partitions for DataFusion (0 = number of cores).
@@ -102,33 +104,39 @@ impl Default for ExecutionSettings {
 ///
 /// Defaults suit production (a lost worker is noticed within a minute, a cluster with no
 /// workers fails its queries after a minute); tests shorten every interval.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct ClusterSettings {
     /// Address workers use to reach the coordinator's scheduler port, and clients the
     /// coordinator, when it is not given on the command line (`host:port`).
     pub coordinator: Option<String>,
-    /// Host name or address the coordinator and workers bind to.
+    /// Host name or address the coordinator and workers bind to (`--bind-host`; `0.0.0.0` for
+    /// every interface, as in containers).
     pub bind_host: String,
     /// Host name or address other nodes use to reach this one (default: `bind_host`, or
-    /// `localhost` when binding to every interface).
+    /// `localhost` when binding to every interface; `--external-host`).
     pub external_host: Option<String>,
-    /// Client-facing port of the coordinator (Flight SQL).
+    /// Client-facing port of the coordinator: Flight SQL and lendfusion's Flight commands
+    /// (`coordinator --port`).
     pub port: u16,
-    /// The coordinator's internal scheduler port, used by workers.
+    /// The coordinator's internal scheduler port, used by workers (`--scheduler-port`); keep it
+    /// on the cluster's private network.
     pub scheduler_port: u16,
-    /// A worker's data port (Arrow Flight: shuffle and result partitions); 0 picks a free port.
+    /// A worker's data port (Arrow Flight: shuffle and result partitions; `worker --port`); 0
+    /// picks a free port.
     pub worker_port: u16,
-    /// A worker's task port (the scheduler pushes tasks to it); 0 picks a free port.
+    /// A worker's task port (the scheduler pushes tasks to it; `worker --task-port`); 0 picks
+    /// a free port.
     pub worker_task_port: u16,
-    /// Task slots per worker (0 = one per core).
+    /// Task slots per worker (0 = one per core; `worker --slots`).
     pub worker_slots: usize,
     /// Memory a worker's queries may use, in MiB (0 = 70 % of the machine's memory), as
     /// DataFusion accounts it: sorts and aggregations spill to disk beyond it, other accounted
     /// operators fail with a resources-exhausted error instead of the process being killed.
-    /// Window operators do not account their buffered partition.
+    /// Window operators do not account their buffered partition. (`worker --memory-mb`)
     pub worker_memory_mb: u64,
-    /// Folder for a worker's shuffle files and spills (default: a temporary folder).
+    /// Folder for a worker's shuffle files and spills (default: a temporary folder;
+    /// `worker --work-dir`).
     pub work_dir: Option<String>,
     /// How often a worker tells the coordinator it is alive.
     pub heartbeat_interval_seconds: u64,
@@ -214,7 +222,7 @@ impl ClusterSettings {
 }
 
 /// The whole lendfusion configuration.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct LendfusionConfig {
     /// Dataset root: `file:///path`, `s3://bucket/prefix` or a plain path.

@@ -4,6 +4,7 @@
 pub mod cluster;
 pub mod codec;
 pub mod config;
+pub mod config_reference;
 pub mod diagnose;
 pub mod error;
 pub mod factors;

@@ -5,12 +5,12 @@ use serde::{Deserialize, Serialize};
 use crate::error::{LendfusionError, Result};
 
 /// The client port's TLS and per-query limits (`[server]`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct ServerSettings {
-    /// PEM certificate chain for TLS on the client port (with `tls_key`).
+    /// PEM certificate chain for TLS on the client port (with `tls_key`; `--tls-cert`).
     pub tls_cert: Option<String>,
-    /// PEM private key for TLS on the client port.
+    /// PEM private key for TLS on the client port (`--tls-key`).
     pub tls_key: Option<String>,
     /// A query running longer than this is cancelled and fails with `DEADLINE_EXCEEDED`.
     pub query_timeout_seconds: u64,
@@ -23,7 +23,7 @@ pub struct ServerSettings {
     /// How long a finished result stays available to `DoGet` (its ticket's lifetime).
     pub result_ttl_seconds: u64,
     /// Let clients run statements that write or change the server: `CREATE EXTERNAL TABLE`,
-    /// `COPY`, `SET`, DDL, DML. For administrators on a private network only.
+    /// `COPY`, `SET`, DDL, DML. For administrators on a private network only (`--allow-writes`).
     pub allow_writes: bool,
 }
 
@@ -71,7 +71,7 @@ impl ServerSettings {
 }
 
 /// A user who can log in with the Flight handshake (basic auth).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UserEntry {
     /// Login name.
@@ -82,14 +82,14 @@ pub struct UserEntry {
 }
 
 /// Who may call the client port (`[auth]`, `[[auth.users]]`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct AuthSettings {
     /// Serve without authentication. Only by this explicit choice (`--no-auth`); the server
     /// logs a warning.
     pub disabled: bool,
     /// File of API keys, one per line (blank lines and `#` comments ignored), sent by clients
-    /// as `authorization: Bearer <key>`.
+    /// as `authorization: Bearer <key>` (`--api-keys`).
     pub api_keys_file: Option<String>,
     /// Lifetime of a token issued by the handshake.
     pub token_ttl_seconds: u64,

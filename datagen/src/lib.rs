@@ -82,6 +82,9 @@ pub enum GenerateError {
     /// The object store.
     #[error("storage: {0}")]
     Storage(String),
+    /// The output location already holds a panel (and overwriting was not asked for).
+    #[error("{0} already holds a panel; pass --overwrite to replace it")]
+    Exists(String),
     /// The simulation thread died.
     #[error("generator thread failed: {0}")]
     Thread(String),
@@ -246,9 +249,7 @@ async fn prepare_root(
         return Ok(());
     }
     if !overwrite {
-        return Err(GenerateError::Options(format!(
-            "{root} already holds a panel; pass --overwrite to replace it"
-        )));
+        return Err(GenerateError::Exists(root.to_string()));
     }
     for table in existing {
         let paths: Vec<_> = store

@@ -8,6 +8,7 @@ mod cluster;
 mod cluster_faults;
 mod crosscheck;
 mod demo;
+mod deploy;
 mod flight;
 mod generated_data;
 mod operations;

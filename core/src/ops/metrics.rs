@@ -226,6 +226,34 @@ impl Metrics {
     }
 }
 
+/// The Markdown table of every metric (name as scraped, type, meaning), from the registry.
+pub fn metrics_reference() -> String {
+    let mut text = String::new();
+    // A fresh registry of the same metrics (the table must not depend on values).
+    let _ = encode(&mut text, &Metrics::new().registry);
+    let mut out = String::from("| metric | type | meaning |\n|---|---|---|\n");
+    let mut help = None;
+    for line in text.lines() {
+        if let Some(rest) = line.strip_prefix("# HELP ") {
+            help = rest
+                .split_once(' ')
+                .map(|(n, h)| (n.to_string(), h.to_string()));
+        } else if let Some((name, meaning)) = help.take()
+            && let Some((_, kind)) = line
+                .strip_prefix("# TYPE ")
+                .and_then(|rest| rest.split_once(' '))
+        {
+            let scraped = match kind {
+                "counter" => format!("{name}_total"),
+                "info" => format!("{name}_info"),
+                _ => name,
+            };
+            out.push_str(&format!("| `{scraped}` | {kind} | {meaning} |\n"));
+        }
+    }
+    out
+}
+
 /// Removes a task's memory pool from the metrics when dropped.
 #[derive(Debug)]
 pub struct PoolGuard {
@@ -280,5 +308,25 @@ mod tests {
             assert!(text.contains(name), "{name} missing in\n{text}");
         }
         assert!(text.trim_end().ends_with("# EOF"));
+    }
+
+    #[test]
+    fn docs_operations_md_lists_every_metric() {
+        let table = metrics_reference();
+        assert!(
+            table.contains("| `lendfusion_queries_started_total` | counter |"),
+            "{table}"
+        );
+        assert!(
+            table.contains("| `lendfusion_query_duration_seconds` | histogram |"),
+            "{table}"
+        );
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/operations.md");
+        let text = std::fs::read_to_string(&path).expect("docs/operations.md");
+        assert!(
+            text.contains(&table),
+            "docs/operations.md is stale: paste `lendfusion config --metrics` into its metrics \
+             section"
+        );
     }
 }

@@ -15,28 +15,32 @@ use serde::{Deserialize, Serialize};
 use crate::error::{LendfusionError, Result};
 
 /// How log lines are written (to stderr).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum LogFormat {
     /// One human-readable line per event.
     #[default]
     Human,
-    /// One JSON object per line (`timestamp`, `level`, `target`, `fields`, `span`), for log
-    /// collectors.
+    /// One JSON object per line (`timestamp`, `level`, `message`, `target` and the event's
+    /// fields, such as `query_id`), for log collectors.
     Json,
 }
 
 /// The operations endpoint, logs and shutdown of every role (`[ops]`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct OpsSettings {
     /// The coordinator's operations port (HTTP: `/healthz`, `/readyz`, `/metrics`), on
-    /// `cluster.bind_host`. Workers ask it whether they are registered. 0 picks a free port.
+    /// `cluster.bind_host` (`coordinator --ops-port`). Workers ask it whether they are
+    /// registered. 0 picks a free port.
     pub http_port: u16,
-    /// A worker's operations port (HTTP: `/healthz`, `/readyz`, `/metrics`); 0 picks a free
-    /// port (logged at start). Fix it in containers so that probes and scrapers find it.
+    /// A worker's operations port (HTTP: `/healthz`, `/readyz`, `/metrics`; `worker
+    /// --ops-port`); 0 picks a free port (logged at start). Fix it in containers so that probes
+    /// and scrapers find it.
     pub worker_http_port: u16,
-    /// Log format: `human` or `json`.
+    /// Log format on stderr: `human` lines or `json` objects.
     pub log_format: LogFormat,
     /// Log filter in `tracing`'s syntax (`info`, `warn,lendfusion_worker=debug`); the
     /// `LENDFUSION_LOG` variable overrides it. Default: lendfusion's own events at `info`,
