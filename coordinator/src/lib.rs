@@ -228,18 +228,15 @@ impl Coordinator {
     }
 
     /// Stop taking queries (they fail with `UNAVAILABLE`, `/readyz` answers 503) and wait up
-    /// to `grace` for the queries running to finish; the number still running after it.
+    /// to `grace` for the queries running to finish and their results to be fetched; how much
+    /// of that work is left after it.
     pub async fn drain(&self, grace: Duration) -> usize {
         start_draining();
-        let running = || {
-            self.front_door
-                .as_ref()
-                .map_or(0, FrontDoor::queries_in_flight)
-        };
+        let running = || self.front_door.as_ref().map_or(0, FrontDoor::busy);
         tracing::info!(
             running = running(),
             grace_seconds = grace.as_secs(),
-            "stop requested: refusing new queries, waiting for the running ones"
+            "stop requested: refusing new queries, finishing the running ones and their results"
         );
         let deadline = tokio::time::Instant::now() + grace;
         while running() > 0 && tokio::time::Instant::now() < deadline {

@@ -253,6 +253,57 @@ async fn sigterm_drains_a_worker_and_the_query_completes_on_the_others() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sigterm_to_the_coordinator_finishes_its_queries_and_refuses_new_ones() {
+    let root = fault_panel().await;
+    let expected = sql(&local_session(root).await, MULTI_STAGE).await;
+    let data = root.display().to_string();
+    let grace = vec![(
+        "LENDFUSION_OPS__SHUTDOWN_GRACE_SECONDS".to_string(),
+        "60".to_string(),
+    )];
+    let mut cluster = ProcessCluster::start(&data, 2, &grace);
+    wait_ready(&cluster.url(), Duration::from_secs(60)).await;
+    let started = Instant::now();
+    assert_same_results(
+        "undisturbed",
+        &expected,
+        &run_on(&cluster, MULTI_STAGE).await,
+    );
+    let span = started.elapsed();
+
+    let mut query = start_query(&cluster, MULTI_STAGE).await;
+    tokio::time::sleep(span.mul_f64(0.3)).await;
+    cluster.coordinator.terminate();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Draining: a new query is refused with a clear error, the running one completes and its
+    // result is delivered; then the coordinator exits by itself.
+    let refused = cluster.query("SELECT count(*) FROM lending").await;
+    let (result, _) = tokio::time::timeout(HANG_LIMIT, &mut query)
+        .await
+        .unwrap_or_else(|_| panic!("no answer after SIGTERM\n{}", cluster.logs()))
+        .expect("query task");
+    let batches =
+        result.unwrap_or_else(|e| panic!("query failed after SIGTERM: {e}\n{}", cluster.logs()));
+    assert_same_results("finished while draining", &expected, &batches);
+    let status = cluster.coordinator.wait_exit(Duration::from_secs(30));
+    let log = cluster.coordinator.log_text();
+    assert!(
+        status.is_some_and(|s| s.success()),
+        "exit {status:?}\n{log}"
+    );
+    let drain = log
+        .lines()
+        .find(|l| l.contains("stop requested"))
+        .unwrap_or_else(|| panic!("no drain in the log\n{log}"));
+    eprintln!("coordinator SIGTERM: {drain}");
+    if !drain.contains("running=0") {
+        // The query was in flight at the signal: the new one must have been refused.
+        let err = refused.expect_err("a query sent while draining runs");
+        assert!(err.to_string().contains("shutting down"), "{err}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn late_workers_join_and_no_workers_is_a_clear_error() {
     let root = fault_panel().await;
     let data = root.display().to_string();

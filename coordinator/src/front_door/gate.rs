@@ -93,8 +93,14 @@ impl FlightService for Gate {
         request: Request<Ticket>,
     ) -> Result<Response<Self::DoGetStream>, Status> {
         let request = self.admit(request)?;
+        let open = OpenStream::new();
         let response = self.inner.do_get(request).await?;
-        Ok(response.map(|stream| Box::pin(stream.inspect_ok(count_returned)) as Self::DoGetStream))
+        Ok(response.map(|stream| {
+            Box::pin(stream.inspect_ok(move |data| {
+                let _open = &open;
+                count_returned(data);
+            })) as Self::DoGetStream
+        }))
     }
 
     async fn do_put(
@@ -127,6 +133,22 @@ impl FlightService for Gate {
     ) -> Result<Response<Self::ListActionsStream>, Status> {
         let request = self.admit(request)?;
         self.inner.list_actions(request).await
+    }
+}
+
+/// Counts a result stream as open until the stream is dropped (finished or abandoned).
+struct OpenStream;
+
+impl OpenStream {
+    fn new() -> Self {
+        metrics().result_streams.inc();
+        Self
+    }
+}
+
+impl Drop for OpenStream {
+    fn drop(&mut self) {
+        metrics().result_streams.dec();
     }
 }
 

@@ -51,6 +51,7 @@ pub struct FinishedQuery {
     pub local: Option<Vec<arrow::record_batch::RecordBatch>>,
     owner: Principal,
     expires: Instant,
+    fetched: bool,
 }
 
 /// Submits queries, watches them, and keeps finished results for `DoGet`.
@@ -228,6 +229,7 @@ impl JobRunner {
             local,
             owner,
             expires: Instant::now() + Duration::from_secs(self.settings.result_ttl_seconds),
+            fetched: false,
         };
         let mut results = self.results.lock().unwrap_or_else(|p| p.into_inner());
         let now = Instant::now();
@@ -353,11 +355,24 @@ impl JobRunner {
         }
     }
 
+    /// Finished results nobody has started to fetch yet (and that have not expired).
+    pub fn unfetched(&self) -> usize {
+        let results = self.results.lock().unwrap_or_else(|p| p.into_inner());
+        let now = Instant::now();
+        results
+            .values()
+            .filter(|r| !r.fetched && r.expires > now)
+            .count()
+    }
+
     /// The finished query under `handle`, if `who` may read it and it has not expired.
     pub fn result(&self, handle: &str, who: &Principal) -> Result<FinishedQuery, Status> {
-        let results = self.results.lock().unwrap_or_else(|p| p.into_inner());
-        match results.get(handle) {
-            Some(r) if r.expires > Instant::now() && (&r.owner == who) => Ok(r.clone()),
+        let mut results = self.results.lock().unwrap_or_else(|p| p.into_inner());
+        match results.get_mut(handle) {
+            Some(r) if r.expires > Instant::now() && (&r.owner == who) => {
+                r.fetched = true;
+                Ok(r.clone())
+            }
             _ => Err(Status::not_found(
                 "no such result: the ticket is unknown, expired or belongs to another client; \
                  run the query again",

@@ -21,6 +21,7 @@ use std::time::Duration;
 
 use arrow_flight::flight_service_server::FlightServiceServer;
 use lendfusion_core::cluster::cluster_session_config;
+use lendfusion_core::ops::metrics::metrics;
 use lendfusion_core::{LendfusionConfig, LendfusionError};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -42,6 +43,7 @@ pub struct FrontDoor {
     address: SocketAddr,
     tls: bool,
     in_flight: Arc<AtomicUsize>,
+    results: Arc<service::FrontDoorService>,
     service: JoinHandle<()>,
     watcher: JoinHandle<()>,
 }
@@ -85,7 +87,9 @@ impl FrontDoor {
             config.server.allow_writes,
         )
         .map_err(|e| LendfusionError::Cluster(e.message().to_string()))?;
-        let gate = gate::Gate::new(Arc::new(service), auth);
+        let service = Arc::new(service);
+        let results = service.clone();
+        let gate = gate::Gate::new(service, auth);
         let mut builder = Server::builder();
         let tls = match config.server.tls_files()? {
             Some((cert, key)) => {
@@ -119,6 +123,7 @@ impl FrontDoor {
             address,
             tls,
             in_flight,
+            results,
             service,
             watcher,
         })
@@ -129,9 +134,11 @@ impl FrontDoor {
         self.address
     }
 
-    /// Queries running now.
-    pub fn queries_in_flight(&self) -> usize {
-        self.in_flight.load(Ordering::SeqCst)
+    /// Work a shutdown waits for: queries running, finished results no client has started to
+    /// fetch, and result streams open.
+    pub fn busy(&self) -> usize {
+        let streams = usize::try_from(metrics().result_streams.get()).unwrap_or(0);
+        self.in_flight.load(Ordering::SeqCst) + self.results.unfetched_results() + streams
     }
 
     /// Whether the port speaks TLS.

@@ -121,6 +121,11 @@ impl FrontDoorService {
         flight_info(&schema, ticket.as_any().encode_to_vec(), descriptor)
     }
 
+    /// Finished results no client has started to fetch yet.
+    pub fn unfetched_results(&self) -> usize {
+        self.runner.unfetched()
+    }
+
     /// Run a read-only `plan` on the cluster: the result's schema and its handle.
     async fn run_read(
         &self,

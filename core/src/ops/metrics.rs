@@ -37,6 +37,8 @@ pub struct Metrics {
     pub rows_returned: Counter,
     /// Bytes streamed to clients (`DoGet`, Arrow IPC bodies and headers).
     pub bytes_returned: Counter,
+    /// Result streams open to clients.
+    pub result_streams: Gauge,
     /// Live workers registered with the coordinator.
     pub workers: Gauge,
     /// Tasks a worker started.
@@ -87,6 +89,7 @@ impl Metrics {
             query_seconds: seconds(),
             rows_returned: Counter::default(),
             bytes_returned: Counter::default(),
+            result_streams: Gauge::default(),
             workers: Gauge::default(),
             tasks_started: Counter::default(),
             tasks_finished: Counter::default(),
