@@ -146,6 +146,25 @@ pub async fn run(args: DemoArgs, mut config: LendfusionConfig) -> CliResult {
     let (key_file, key) = write_api_key(&args.out)?;
     config.auth.api_keys_file = Some(key_file.display().to_string());
     let address = cluster.open_client_port(&config, listener).await?;
+    // Health and metrics of the whole embedded cluster; the demo runs without it if the port
+    // is taken.
+    let ops = match cluster
+        .coordinator()
+        .open_ops_endpoint("127.0.0.1", config.ops.http_port)
+        .await
+    {
+        Ok(ops) => {
+            println!(
+                "operations endpoint: http://{}/metrics (also /healthz, /readyz)",
+                ops.address()
+            );
+            Some(ops)
+        }
+        Err(e) => {
+            eprintln!("no operations endpoint: {e}");
+            None
+        }
+    };
     println!(
         "\nserving Flight SQL on grpc://{address} (API key in {}). From Python:\n\n\
          \x20 pip install adbc-driver-flightsql pyarrow pandas\n\
@@ -161,6 +180,7 @@ pub async fn run(args: DemoArgs, mut config: LendfusionConfig) -> CliResult {
     );
     crate::cluster::shutdown_signal().await;
     println!("lendfusion demo: stopped");
+    drop(ops);
     drop(cluster);
     Ok(ExitCode::SUCCESS)
 }

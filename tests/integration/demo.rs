@@ -7,7 +7,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::support::cluster::{free_port, lendfusion_bin};
+use crate::support::cluster::{free_port, http_get, lendfusion_bin};
 
 /// Headless Chromium (Debian's `chromium`, installed by .ci/run): a screenshot of `html`.
 fn screenshot(html: &Path, png: &Path) {
@@ -57,6 +57,7 @@ async fn demo_reports_serves_flight_sql_and_stops_on_ctrl_c() {
     let data = dir.path().join("demo-data");
     let out = dir.path().join("demo-out");
     let port = free_port();
+    let ops_port = free_port();
     let mut child = Command::new(lendfusion_bin())
         .args([
             "demo",
@@ -74,6 +75,7 @@ async fn demo_reports_serves_flight_sql_and_stops_on_ctrl_c() {
         .args(["--port", &port.to_string()])
         .env_remove("LENDFUSION_CONFIG")
         .env("LENDFUSION_LOG", "warn")
+        .env("LENDFUSION_OPS__HTTP_PORT", ops_port.to_string())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -132,6 +134,17 @@ async fn demo_reports_serves_flight_sql_and_stops_on_ctrl_c() {
         .await
         .expect("collect");
     assert_eq!(batches.iter().map(|b| b.num_rows()).sum::<usize>(), 1);
+    // The embedded cluster's health and metrics.
+    assert!(
+        transcript.contains(&format!("http://127.0.0.1:{ops_port}/metrics")),
+        "{transcript}"
+    );
+    assert_eq!(http_get(ops_port, "/readyz").await.0, 200);
+    let (_, metrics) = http_get(ops_port, "/metrics").await;
+    assert!(
+        metrics.contains("lendfusion_queries_finished_total"),
+        "{metrics}"
+    );
 
     // Ctrl-C stops it cleanly.
     let pid = child.id().to_string();
