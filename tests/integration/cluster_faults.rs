@@ -77,10 +77,7 @@ async fn run_internal(cluster: &ProcessCluster, root: &Path, query: &str) -> Vec
 
 /// Submit `query` through the client port from a task of its own; it yields the result and
 /// how long it took.
-async fn start_query(
-    cluster: &ProcessCluster,
-    query: &'static str,
-) -> tokio::task::JoinHandle<(datafusion::error::Result<Vec<RecordBatch>>, Duration)> {
+async fn start_query(cluster: &ProcessCluster, query: &'static str) -> QueryTask {
     use futures::TryStreamExt;
     let client = cluster.flight().await;
     tokio::spawn(async move {
@@ -91,6 +88,29 @@ async fn start_query(
         };
         (result, started.elapsed())
     })
+}
+
+type QueryTask = tokio::task::JoinHandle<(datafusion::error::Result<Vec<RecordBatch>>, Duration)>;
+
+/// Wait for `query` (from [`start_query`]) after a disturbance described by `what`: it must give
+/// the exact `expected` answer within [`HANG_LIMIT`]; how long it took.
+async fn exact_answer(
+    cluster: &ProcessCluster,
+    query: &mut QueryTask,
+    expected: &[RecordBatch],
+    what: &str,
+) -> Duration {
+    let (result, took) = match tokio::time::timeout(HANG_LIMIT, query).await {
+        Ok(joined) => joined.expect("query task"),
+        Err(_) => panic!(
+            "{what}: no answer within {HANG_LIMIT:?}\n{}",
+            cluster.logs()
+        ),
+    };
+    let batches =
+        result.unwrap_or_else(|e| panic!("{what}: query failed: {e}\n{}", cluster.logs()));
+    assert_same_results(what, expected, &batches);
+    took
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -128,20 +148,8 @@ async fn a_worker_killed_mid_query_changes_nothing() {
         // Ballista 55 can stall a job after a worker loss (a task status for a stage the loss
         // just rolled back is dropped); the coordinator then restarts the query. Either way the
         // client gets the exact answer, in bounded time.
-        let (result, took) = match tokio::time::timeout(HANG_LIMIT, &mut query).await {
-            Ok(joined) => joined.expect("query task"),
-            Err(_) => panic!(
-                "round {round}: no answer {HANG_LIMIT:?} after a worker loss\n{}",
-                cluster.logs()
-            ),
-        };
-        let batches = result.unwrap_or_else(|e| {
-            panic!(
-                "round {round}: query failed after a worker loss: {e}\n{}",
-                cluster.logs()
-            )
-        });
-        assert_same_results(&format!("round {round}"), &expected, &batches);
+        let what = format!("round {round}, after a worker loss");
+        let took = exact_answer(&cluster, &mut query, &expected, &what).await;
         // Evidence that the kill hit work the query still needed: the coordinator reset tasks
         // on the lost worker, or the query waited for the loss to be detected.
         let resets = cluster
@@ -207,20 +215,8 @@ async fn sigterm_drains_a_worker_and_the_query_completes_on_the_others() {
         tokio::time::sleep(span.mul_f64(0.2 * f64::from(round + 1))).await;
         let victim = cluster.workers.len() - 1;
         cluster.workers[victim].terminate();
-        let (result, _) = match tokio::time::timeout(HANG_LIMIT, &mut query).await {
-            Ok(joined) => joined.expect("query task"),
-            Err(_) => panic!(
-                "round {round}: no answer after a SIGTERM\n{}",
-                cluster.logs()
-            ),
-        };
-        let batches = result.unwrap_or_else(|e| {
-            panic!(
-                "round {round}: query failed after a SIGTERM: {e}\n{}",
-                cluster.logs()
-            )
-        });
-        assert_same_results(&format!("round {round}"), &expected, &batches);
+        let what = format!("round {round}, after a SIGTERM");
+        exact_answer(&cluster, &mut query, &expected, &what).await;
         // The worker drained and exited by itself, successfully, within the grace period.
         let mut worker = cluster.workers.remove(victim);
         let status = worker.wait_exit(Duration::from_secs(40));
@@ -278,13 +274,7 @@ async fn sigterm_to_the_coordinator_finishes_its_queries_and_refuses_new_ones() 
     // Draining: a new query is refused with a clear error, the running one completes and its
     // result is delivered; then the coordinator exits by itself.
     let refused = cluster.query("SELECT count(*) FROM lending").await;
-    let (result, _) = tokio::time::timeout(HANG_LIMIT, &mut query)
-        .await
-        .unwrap_or_else(|_| panic!("no answer after SIGTERM\n{}", cluster.logs()))
-        .expect("query task");
-    let batches =
-        result.unwrap_or_else(|e| panic!("query failed after SIGTERM: {e}\n{}", cluster.logs()));
-    assert_same_results("finished while draining", &expected, &batches);
+    exact_answer(&cluster, &mut query, &expected, "finished while draining").await;
     let status = cluster.coordinator.wait_exit(Duration::from_secs(30));
     let log = cluster.coordinator.log_text();
     assert!(
