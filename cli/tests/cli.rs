@@ -146,3 +146,102 @@ fn errors_go_to_stderr_with_a_failing_exit_code() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("--securities"));
 }
+
+#[test]
+fn generate_keeps_an_existing_panel_only_when_asked() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = dir.path().join("panel");
+    generate(&root);
+    let truth = std::fs::read(root.join("_truth.json")).expect("truth");
+    let path = root.to_str().expect("path");
+    // Again without a flag: an error that says what to do; with --keep-existing: success.
+    let again = lendfusion(&["generate", "--out", path, "--securities", "30"]);
+    assert!(!again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("--overwrite"));
+    let kept = ok(&lendfusion(&[
+        "generate",
+        "--out",
+        path,
+        "--securities",
+        "30",
+        "--keep-existing",
+    ]));
+    assert!(kept.contains("kept"), "{kept}");
+    assert_eq!(
+        std::fs::read(root.join("_truth.json")).expect("truth"),
+        truth
+    );
+}
+
+#[test]
+fn config_shows_the_effective_configuration_without_secrets() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("lendfusion.toml");
+    std::fs::write(
+        &file,
+        "data = \"s3://bucket/panel\"\n[s3]\nsecret_access_key = \"very-secret\"\n[ops]\nlog_format = \"json\"\n",
+    )
+    .expect("write config");
+    let shown = Command::new(env!("CARGO_BIN_EXE_lendfusion"))
+        .args(["config", "--config", file.to_str().expect("path")])
+        .env_remove("LENDFUSION_CONFIG")
+        .env("LENDFUSION_OPS__SHUTDOWN_GRACE_SECONDS", "7")
+        .output()
+        .expect("run");
+    let text = ok(&shown);
+    assert!(text.contains("data = \"s3://bucket/panel\""), "{text}");
+    assert!(text.contains("log_format = \"json\""), "{text}");
+    assert!(text.contains("shutdown_grace_seconds = 7"), "{text}");
+    assert!(!text.contains("very-secret"), "{text}");
+    assert!(text.contains("<hidden>"), "{text}");
+    // A typo is refused with the key's name, and so is a bad command line under --dry-run.
+    std::fs::write(&file, "[ops]\nlog_fromat = \"json\"\n").expect("write config");
+    let typo = lendfusion(&["config", "--config", file.to_str().expect("path")]);
+    assert!(!typo.status.success());
+    assert!(String::from_utf8_lossy(&typo.stderr).contains("log_fromat"));
+    let bad = lendfusion(&["--dry-run", "worker", "--coordinatr", "x:1"]);
+    assert!(!bad.status.success());
+    ok(&lendfusion(&[
+        "--dry-run",
+        "worker",
+        "--coordinator",
+        "x:1",
+    ]));
+    let reference = ok(&lendfusion(&["config", "--reference"]));
+    assert!(reference.contains("`ops.http_port`"), "{reference}");
+}
+
+#[test]
+fn probe_exits_zero_only_on_200() {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let mut stream = stream;
+            let mut request = [0u8; 1024];
+            let n = stream.read(&mut request).unwrap_or(0);
+            let line = String::from_utf8_lossy(&request[..n]).to_string();
+            let status = if line.starts_with("GET /readyz ") {
+                "200 OK"
+            } else {
+                "503 Service Unavailable"
+            };
+            let _ = write!(stream, "HTTP/1.1 {status}\r\nContent-Length: 0\r\n\r\n");
+        }
+    });
+    ok(&lendfusion(&[
+        "probe",
+        &format!("http://127.0.0.1:{port}/readyz"),
+    ]));
+    let unready = lendfusion(&["probe", &format!("http://127.0.0.1:{port}/other")]);
+    assert!(!unready.status.success());
+    assert!(String::from_utf8_lossy(&unready.stderr).contains("503"));
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("addr")
+        .port();
+    let down = lendfusion(&["probe", &format!("http://127.0.0.1:{closed}/healthz")]);
+    assert!(!down.status.success());
+    assert!(String::from_utf8_lossy(&down.stderr).contains("no answer"));
+}
