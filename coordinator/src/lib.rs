@@ -25,7 +25,7 @@ use ballista_scheduler::scheduler_server::SchedulerServer;
 use datafusion_proto::protobuf::{LogicalPlanNode, PhysicalPlanNode};
 use lendfusion_core::cluster::{cluster_session_config, scheduler_session_builder};
 use lendfusion_core::codec::LendfusionLogicalCodec;
-use lendfusion_core::ops::http::{OpsEndpoint, Readiness};
+use lendfusion_core::ops::http::{OpsEndpoint, Readiness, Refresh};
 use lendfusion_core::ops::lifecycle::start_draining;
 use lendfusion_core::ops::metrics::metrics;
 use lendfusion_core::{LendfusionConfig, LendfusionError};
@@ -224,7 +224,14 @@ impl Coordinator {
                 }
             }),
         );
-        OpsEndpoint::start(host, port, readiness, workers).await
+        let scheduler = self.scheduler.clone();
+        let refresh: Refresh = Arc::new(move || {
+            let scheduler = scheduler.clone();
+            Box::pin(async move {
+                registered_workers(&scheduler).await;
+            })
+        });
+        OpsEndpoint::start(host, port, readiness, refresh, workers).await
     }
 
     /// Stop taking queries (they fail with `UNAVAILABLE`, `/readyz` answers 503) and wait up

@@ -20,7 +20,7 @@ use ballista_executor::executor_process::{ExecutorProcessConfig, start_executor_
 use lendfusion_core::cluster::{
     WorkerRuntime, cluster_session_config, coordinator_address, worker_function_registry,
 };
-use lendfusion_core::ops::http::{OpsEndpoint, Readiness, get_status};
+use lendfusion_core::ops::http::{OpsEndpoint, Readiness, get_status, no_refresh};
 use lendfusion_core::ops::lifecycle::{shutdown_signal, start_draining};
 use lendfusion_core::ops::metrics::metrics;
 use lendfusion_core::{LendfusionConfig, LendfusionError, OpsSettings};
@@ -157,6 +157,7 @@ impl Worker {
             &process.bind_host,
             ops.worker_http_port,
             registered_with(coordinator_ops, process.executor_id.clone()),
+            no_refresh(),
             axum::Router::new(),
         )
         .await?;

@@ -28,6 +28,14 @@ use crate::error::{LendfusionError, Result};
 pub type Readiness =
     Arc<dyn Fn() -> BoxFuture<'static, std::result::Result<(), String>> + Send + Sync>;
 
+/// Brings scrape-time metrics up to date before `/metrics` renders them.
+pub type Refresh = Arc<dyn Fn() -> BoxFuture<'static, ()> + Send + Sync>;
+
+/// A [`Refresh`] with nothing to refresh.
+pub fn no_refresh() -> Refresh {
+    Arc::new(|| Box::pin(async {}))
+}
+
 /// A running operations endpoint.
 #[derive(Debug)]
 pub struct OpsEndpoint {
@@ -36,9 +44,15 @@ pub struct OpsEndpoint {
 }
 
 impl OpsEndpoint {
-    /// Serve `/healthz`, `/readyz` (answered by `readiness`), `/metrics` and the routes of
-    /// `extra` on `host:port` (0 = a free port).
-    pub async fn start(host: &str, port: u16, readiness: Readiness, extra: Router) -> Result<Self> {
+    /// Serve `/healthz`, `/readyz` (answered by `readiness`), `/metrics` (after `refresh`) and
+    /// the routes of `extra` on `host:port` (0 = a free port).
+    pub async fn start(
+        host: &str,
+        port: u16,
+        readiness: Readiness,
+        refresh: Refresh,
+        extra: Router,
+    ) -> Result<Self> {
         let listener = tokio::net::TcpListener::bind((host, port))
             .await
             .map_err(|e| {
@@ -52,7 +66,7 @@ impl OpsEndpoint {
         let app = Router::new()
             .route("/healthz", get(|| async { "ok\n" }))
             .route("/readyz", get(move || ready(readiness.clone())))
-            .route("/metrics", get(render_metrics))
+            .route("/metrics", get(move || render_metrics(refresh.clone())))
             .merge(extra);
         let task = tokio::spawn(async move {
             if let Err(e) = axum::serve(listener, app).await {
@@ -89,7 +103,8 @@ async fn ready(readiness: Readiness) -> Response {
     }
 }
 
-async fn render_metrics() -> Response {
+async fn render_metrics(refresh: Refresh) -> Response {
+    refresh().await;
     match metrics().render() {
         Ok(text) => ([(header::CONTENT_TYPE, CONTENT_TYPE)], text).into_response(),
         Err(e) => (
