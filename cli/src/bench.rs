@@ -24,6 +24,7 @@ use datafusion::physical_plan::{
 };
 use datafusion::prelude::ParquetReadOptions;
 use futures::StreamExt;
+use lendfusion_core::ops::metrics::peak_resident_bytes;
 use lendfusion_core::{LendfusionConfig, session_context};
 
 use crate::CliResult;
@@ -277,10 +278,7 @@ fn bytes_scanned(plan: &dyn ExecutionPlan) -> usize {
         .sum::<usize>()
 }
 
-/// This process's peak resident set size (Linux `VmHWM`).
+/// This process's peak resident set size in MiB.
 fn peak_rss_mib() -> Option<f64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
-    let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kib / 1024.0)
+    peak_resident_bytes().map(|b| b as f64 / (1024.0 * 1024.0))
 }

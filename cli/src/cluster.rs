@@ -8,7 +8,7 @@ use lendfusion_core::LendfusionConfig;
 use lendfusion_worker::Worker;
 
 use crate::CliResult;
-pub use lendfusion_core::ops::lifecycle::shutdown_signal;
+use lendfusion_core::ops::lifecycle::shutdown_signal;
 
 /// Options of `lendfusion coordinator`.
 #[derive(Debug, Args)]

@@ -178,7 +178,7 @@ pub async fn run(args: DemoArgs, mut config: LendfusionConfig) -> CliResult {
          Ctrl-C stops.",
         key_file.display()
     );
-    crate::cluster::shutdown_signal().await;
+    lendfusion_core::ops::lifecycle::shutdown_signal().await;
     println!("lendfusion demo: stopped");
     drop(ops);
     drop(cluster);

@@ -194,14 +194,13 @@ impl Coordinator {
         let readiness: Readiness = Arc::new(move || {
             let scheduler = scheduler.clone();
             Box::pin(async move {
-                let live = registered_workers(&scheduler).await;
                 if scheduler.is_ready() {
-                    Ok(())
-                } else {
-                    Err(format!(
-                        "{live} live workers, fewer than cluster.min_workers"
-                    ))
+                    return Ok(());
                 }
+                let live = registered_workers(&scheduler).await;
+                Err(format!(
+                    "{live} live workers, fewer than cluster.min_workers"
+                ))
             })
         });
         let scheduler = self.scheduler.clone();
@@ -228,7 +227,8 @@ impl Coordinator {
         let refresh: Refresh = Arc::new(move || {
             let scheduler = scheduler.clone();
             Box::pin(async move {
-                registered_workers(&scheduler).await;
+                let n = registered_workers(&scheduler).await;
+                metrics().workers.set(i64::try_from(n).unwrap_or(i64::MAX));
             })
         });
         OpsEndpoint::start(host, port, readiness, refresh, workers).await
@@ -284,15 +284,13 @@ impl Drop for Coordinator {
 
 /// Workers registered with `scheduler` (alive or not yet expired).
 async fn registered_workers(scheduler: &Scheduler) -> usize {
-    let n = scheduler
+    scheduler
         .state
         .executor_manager
         .get_executors_state()
         .await
         .map(|s| s.len())
-        .unwrap_or(0);
-    metrics().workers.set(i64::try_from(n).unwrap_or(i64::MAX));
-    n
+        .unwrap_or(0)
 }
 
 fn cluster_error(e: ballista_core::error::BallistaError) -> LendfusionError {

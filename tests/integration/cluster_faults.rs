@@ -11,7 +11,8 @@ use lendfusion_core::cluster::{cluster_client_context, wait_until_ready};
 use tokio::sync::OnceCell;
 
 use crate::support::cluster::{
-    ProcessCluster, TEST_API_KEY, assert_same_results, lendfusion_bin, wait_ready,
+    ProcessCluster, TEST_API_KEY, assert_same_results, http_get, lendfusion_bin, sample, settings,
+    wait_ready,
 };
 use crate::support::{generate_local, local_session, options, render, sql};
 
@@ -53,7 +54,27 @@ fn client_config(root: &Path) -> LendfusionConfig {
 }
 
 fn min_workers(n: usize) -> Vec<(String, String)> {
-    vec![("LENDFUSION_CLUSTER__MIN_WORKERS".into(), n.to_string())]
+    settings(&[("LENDFUSION_CLUSTER__MIN_WORKERS", &n.to_string())])
+}
+
+/// A cluster of `workers` with the extra `env` on the fault panel, ready, after one
+/// undisturbed run of [`MULTI_STAGE`]: the cluster, the exact answer and how long the run took.
+async fn undisturbed_cluster(
+    workers: usize,
+    env: &[(&str, &str)],
+) -> (ProcessCluster, Vec<RecordBatch>, Duration) {
+    let root = fault_panel().await;
+    let expected = sql(&local_session(root).await, MULTI_STAGE).await;
+    let cluster = ProcessCluster::start(&root.display().to_string(), workers, &settings(env));
+    wait_ready(&cluster.url(), Duration::from_secs(60)).await;
+    let started = Instant::now();
+    assert_same_results(
+        "undisturbed",
+        &expected,
+        &run_on(&cluster, MULTI_STAGE).await,
+    );
+    let span = started.elapsed();
+    (cluster, expected, span)
 }
 
 /// Run `query` through the coordinator's Flight SQL port, as clients do.
@@ -188,32 +209,33 @@ async fn a_worker_killed_mid_query_changes_nothing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn sigterm_drains_a_worker_and_the_query_completes_on_the_others() {
-    let root = fault_panel().await;
-    let expected = sql(&local_session(root).await, MULTI_STAGE).await;
-    let grace = vec![
-        (
-            "LENDFUSION_OPS__SHUTDOWN_GRACE_SECONDS".to_string(),
-            "20".to_string(),
-        ),
-        ("LENDFUSION_CLUSTER__MIN_WORKERS".into(), "2".into()),
-    ];
-    let mut cluster = ProcessCluster::start(&root.display().to_string(), 3, &grace);
-    wait_ready(&cluster.url(), Duration::from_secs(60)).await;
-    let started = Instant::now();
-    assert_same_results(
-        "undisturbed",
-        &expected,
-        &run_on(&cluster, MULTI_STAGE).await,
-    );
-    let span = started.elapsed();
+    let (mut cluster, expected, span) = undisturbed_cluster(
+        3,
+        &[
+            ("LENDFUSION_OPS__SHUTDOWN_GRACE_SECONDS", "20"),
+            ("LENDFUSION_CLUSTER__MIN_WORKERS", "2"),
+        ],
+    )
+    .await;
 
-    // SIGTERM at 20 %, 40 %, ... of the run until one lands while the worker has tasks.
+    // SIGTERM as soon as the worker runs a task of the query (its metrics say so), until one
+    // lands while it still has tasks.
     let mut interrupted = 0;
     for round in 0..4u32 {
         wait_ready(&cluster.url(), Duration::from_secs(60)).await;
         let mut query = start_query(&cluster, MULTI_STAGE).await;
-        tokio::time::sleep(span.mul_f64(0.2 * f64::from(round + 1))).await;
         let victim = cluster.workers.len() - 1;
+        let ops = cluster.workers[victim].ops_port;
+        let deadline = Instant::now() + span * 2;
+        while !query.is_finished() && Instant::now() < deadline {
+            let (_, metrics) = http_get(ops, "/metrics").await;
+            if metrics.contains("lendfusion_tasks_running")
+                && sample(&metrics, "lendfusion_tasks_running") > 0.0
+            {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
         cluster.workers[victim].terminate();
         let what = format!("round {round}, after a SIGTERM");
         exact_answer(&cluster, &mut query, &expected, &what).await;
@@ -250,22 +272,8 @@ async fn sigterm_drains_a_worker_and_the_query_completes_on_the_others() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn sigterm_to_the_coordinator_finishes_its_queries_and_refuses_new_ones() {
-    let root = fault_panel().await;
-    let expected = sql(&local_session(root).await, MULTI_STAGE).await;
-    let data = root.display().to_string();
-    let grace = vec![(
-        "LENDFUSION_OPS__SHUTDOWN_GRACE_SECONDS".to_string(),
-        "60".to_string(),
-    )];
-    let mut cluster = ProcessCluster::start(&data, 2, &grace);
-    wait_ready(&cluster.url(), Duration::from_secs(60)).await;
-    let started = Instant::now();
-    assert_same_results(
-        "undisturbed",
-        &expected,
-        &run_on(&cluster, MULTI_STAGE).await,
-    );
-    let span = started.elapsed();
+    let (mut cluster, expected, span) =
+        undisturbed_cluster(2, &[("LENDFUSION_OPS__SHUTDOWN_GRACE_SECONDS", "60")]).await;
 
     let mut query = start_query(&cluster, MULTI_STAGE).await;
     tokio::time::sleep(span.mul_f64(0.3)).await;

@@ -6,22 +6,12 @@ use std::time::{Duration, Instant};
 
 use arrow::array::RecordBatch;
 
-use crate::support::cluster::{ProcessCluster, http_get, wait_ready};
+use crate::support::cluster::{ProcessCluster, http_get, sample, settings, wait_ready};
 use crate::support::small_panel;
 
 /// A query whose SQL is easy to find in the coordinator's log.
 const MARKED_QUERY: &str =
     "SELECT date, count(*) AS ops_marker_rows FROM lending GROUP BY date ORDER BY date";
-
-/// The value of the sample `name` (exact name, no labels) in Prometheus text.
-fn sample(text: &str, name: &str) -> f64 {
-    text.lines()
-        .find_map(|line| {
-            let (metric, value) = line.split_once(' ')?;
-            (metric == name).then(|| value.trim().parse().ok())?
-        })
-        .unwrap_or_else(|| panic!("no sample {name} in\n{text}"))
-}
 
 /// Poll `GET /readyz` on `port` until it answers 200, failing after `timeout`.
 async fn wait_port_ready(port: u16, timeout: Duration, what: &str, logs: impl Fn() -> String) {
@@ -51,10 +41,10 @@ fn json_lines(log: &str) -> Vec<serde_json::Value> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn health_metrics_and_query_ids_on_every_role() {
     let (root, _) = small_panel().await;
-    let json = vec![
-        ("LENDFUSION_OPS__LOG_FORMAT".to_string(), "json".to_string()),
-        ("LENDFUSION_CLUSTER__MIN_WORKERS".into(), "2".into()),
-    ];
+    let json = settings(&[
+        ("LENDFUSION_OPS__LOG_FORMAT", "json"),
+        ("LENDFUSION_CLUSTER__MIN_WORKERS", "2"),
+    ]);
     let mut cluster = ProcessCluster::start(&root.display().to_string(), 0, &json);
     let ops = cluster.coordinator.ops_port;
 

@@ -12,7 +12,7 @@ use ballista_executor::execution_engine::QueryStageExecutor;
 use datafusion::error::Result;
 use datafusion::execution::TaskContext;
 use datafusion::physical_plan::metrics::MetricsSet;
-use lendfusion_core::ops::metrics::metrics;
+use lendfusion_core::ops::metrics::{hold, metrics};
 
 /// A query stage whose tasks are counted and logged; everything else is the inner stage's.
 #[derive(Debug)]
@@ -39,15 +39,6 @@ impl fmt::Display for ObservedStage {
     }
 }
 
-/// Counts a task as running until dropped (finished, failed or cancelled).
-struct Running;
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        metrics().tasks_running.dec();
-    }
-}
-
 #[async_trait::async_trait]
 impl QueryStageExecutor for ObservedStage {
     async fn execute_query_stage(
@@ -57,8 +48,7 @@ impl QueryStageExecutor for ObservedStage {
     ) -> Result<Vec<ShuffleWritePartition>> {
         let m = metrics();
         m.tasks_started.inc();
-        m.tasks_running.inc();
-        let _running = Running;
+        let _running = hold(&m.tasks_running);
         let _pool = m.track_pool(context.memory_pool().clone());
         let (query_id, stage) = (&self.query_id, self.stage);
         tracing::info!(query_id = %query_id, stage, task = task_id, "task started");

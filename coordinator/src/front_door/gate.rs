@@ -10,7 +10,7 @@ use arrow_flight::{
     SchemaResult, Ticket,
 };
 use futures::TryStreamExt;
-use lendfusion_core::ops::metrics::metrics;
+use lendfusion_core::ops::metrics::{hold, metrics};
 use tonic::{Request, Response, Status, Streaming};
 
 use super::auth::Authenticator;
@@ -93,7 +93,7 @@ impl FlightService for Gate {
         request: Request<Ticket>,
     ) -> Result<Response<Self::DoGetStream>, Status> {
         let request = self.admit(request)?;
-        let open = OpenStream::new();
+        let open = hold(&metrics().result_streams);
         let response = self.inner.do_get(request).await?;
         Ok(response.map(|stream| {
             Box::pin(stream.inspect_ok(move |data| {
@@ -133,22 +133,6 @@ impl FlightService for Gate {
     ) -> Result<Response<Self::ListActionsStream>, Status> {
         let request = self.admit(request)?;
         self.inner.list_actions(request).await
-    }
-}
-
-/// Counts a result stream as open until the stream is dropped (finished or abandoned).
-struct OpenStream;
-
-impl OpenStream {
-    fn new() -> Self {
-        metrics().result_streams.inc();
-        Self
-    }
-}
-
-impl Drop for OpenStream {
-    fn drop(&mut self) {
-        metrics().result_streams.dec();
     }
 }
 

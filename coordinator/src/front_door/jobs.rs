@@ -28,7 +28,7 @@ use futures::{Stream, StreamExt, TryStreamExt};
 use lendfusion_core::ServerSettings;
 use lendfusion_core::diagnose::explain_error;
 use lendfusion_core::ops::lifecycle::is_draining;
-use lendfusion_core::ops::metrics::metrics;
+use lendfusion_core::ops::metrics::{hold, metrics};
 use tokio::sync::watch;
 use tonic::Status;
 
@@ -60,7 +60,7 @@ pub struct JobRunner {
     settings: ServerSettings,
     worker_losses: watch::Receiver<u64>,
     results: Mutex<HashMap<String, FinishedQuery>>,
-    in_flight: Arc<std::sync::atomic::AtomicUsize>,
+    in_flight: std::sync::atomic::AtomicUsize,
 }
 
 impl std::fmt::Debug for JobRunner {
@@ -121,13 +121,21 @@ impl JobRunner {
             settings,
             worker_losses,
             results: Mutex::new(HashMap::new()),
-            in_flight: Arc::new(std::sync::atomic::AtomicUsize::new(0)),
+            in_flight: std::sync::atomic::AtomicUsize::new(0),
         }
     }
 
-    /// The number of queries running, shared (the coordinator waits for it at shutdown).
-    pub fn in_flight(&self) -> Arc<std::sync::atomic::AtomicUsize> {
-        self.in_flight.clone()
+    /// Work a shutdown waits for: queries running, and finished results nobody has started
+    /// to fetch yet (and that have not expired).
+    pub fn pending(&self) -> usize {
+        let running = self.in_flight.load(std::sync::atomic::Ordering::SeqCst);
+        let results = self.results.lock().unwrap_or_else(|p| p.into_inner());
+        let now = Instant::now();
+        running
+            + results
+                .values()
+                .filter(|r| !r.fetched && r.expires > now)
+                .count()
     }
 
     /// Run `plan` to completion on the cluster and keep its result under a new handle.
@@ -147,10 +155,10 @@ impl JobRunner {
         }
         let m = metrics();
         m.queries_started.inc();
-        m.queries_running.inc();
+        let running = hold(&m.queries_running);
         let started = Instant::now();
-        let outcome = self.run_counted(ctx, plan, name, owner).await;
-        m.queries_running.dec();
+        let outcome = self.run_until_done(ctx, plan, name, owner).await;
+        drop(running);
         m.query_seconds.observe(started.elapsed().as_secs_f64());
         match &outcome {
             Ok(_) => m.queries_finished.inc(),
@@ -159,7 +167,8 @@ impl JobRunner {
         outcome
     }
 
-    async fn run_counted(
+    /// Attempts of the query until it is done, fails or has stalled too often.
+    async fn run_until_done(
         &self,
         ctx: &Arc<SessionContext>,
         plan: Arc<dyn ExecutionPlan>,
@@ -353,16 +362,6 @@ impl JobRunner {
                 }
             }
         }
-    }
-
-    /// Finished results nobody has started to fetch yet (and that have not expired).
-    pub fn unfetched(&self) -> usize {
-        let results = self.results.lock().unwrap_or_else(|p| p.into_inner());
-        let now = Instant::now();
-        results
-            .values()
-            .filter(|r| !r.fetched && r.expires > now)
-            .count()
     }
 
     /// The finished query under `handle`, if `who` may read it and it has not expired.

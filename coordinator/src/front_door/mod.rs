@@ -16,7 +16,6 @@ mod statements;
 use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use arrow_flight::flight_service_server::FlightServiceServer;
@@ -42,8 +41,7 @@ const SESSION_ID: &str = "lendfusion-front-door";
 pub struct FrontDoor {
     address: SocketAddr,
     tls: bool,
-    in_flight: Arc<AtomicUsize>,
-    results: Arc<service::FrontDoorService>,
+    door: Arc<service::FrontDoorService>,
     service: JoinHandle<()>,
     watcher: JoinHandle<()>,
 }
@@ -78,7 +76,6 @@ impl FrontDoor {
         let (losses_tx, losses) = watch::channel(0u64);
         let watcher = tokio::spawn(watch_worker_losses(scheduler.clone(), losses_tx));
         let runner = jobs::JobRunner::new(scheduler.clone(), config.server.clone(), losses);
-        let in_flight = runner.in_flight();
         let service = service::FrontDoorService::new(
             ctx,
             scheduler,
@@ -87,9 +84,8 @@ impl FrontDoor {
             config.server.allow_writes,
         )
         .map_err(|e| LendfusionError::Cluster(e.message().to_string()))?;
-        let service = Arc::new(service);
-        let results = service.clone();
-        let gate = gate::Gate::new(service, auth);
+        let door = Arc::new(service);
+        let gate = gate::Gate::new(door.clone(), auth);
         let mut builder = Server::builder();
         let tls = match config.server.tls_files()? {
             Some((cert, key)) => {
@@ -122,8 +118,7 @@ impl FrontDoor {
         Ok(Self {
             address,
             tls,
-            in_flight,
-            results,
+            door,
             service,
             watcher,
         })
@@ -138,7 +133,7 @@ impl FrontDoor {
     /// fetch, and result streams open.
     pub fn busy(&self) -> usize {
         let streams = usize::try_from(metrics().result_streams.get()).unwrap_or(0);
-        self.in_flight.load(Ordering::SeqCst) + self.results.unfetched_results() + streams
+        self.door.pending() + streams
     }
 
     /// Whether the port speaks TLS.

@@ -121,9 +121,9 @@ impl FrontDoorService {
         flight_info(&schema, ticket.as_any().encode_to_vec(), descriptor)
     }
 
-    /// Finished results no client has started to fetch yet.
-    pub fn unfetched_results(&self) -> usize {
-        self.runner.unfetched()
+    /// Queries running and finished results no client has started to fetch yet.
+    pub fn pending(&self) -> usize {
+        self.runner.pending()
     }
 
     /// Run a read-only `plan` on the cluster: the result's schema and its handle.

@@ -257,6 +257,23 @@ pub fn metrics_reference() -> String {
     out
 }
 
+/// Counts one unit of `gauge` (a running query or task, an open stream) until dropped, however
+/// the work ends: finished, failed or cancelled.
+#[derive(Debug)]
+pub struct Held(&'static Gauge);
+
+/// Hold one unit of `gauge` for the life of the returned guard.
+pub fn hold(gauge: &'static Gauge) -> Held {
+    gauge.inc();
+    Held(gauge)
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
+}
+
 /// Removes a task's memory pool from the metrics when dropped.
 #[derive(Debug)]
 pub struct PoolGuard {
@@ -276,8 +293,18 @@ impl Drop for PoolGuard {
 
 /// Resident memory of this process (Linux: `VmRSS` of `/proc/self/status`).
 pub fn resident_bytes() -> Option<u64> {
+    proc_status_bytes("VmRSS:")
+}
+
+/// Peak resident memory of this process (Linux: `VmHWM` of `/proc/self/status`).
+pub fn peak_resident_bytes() -> Option<u64> {
+    proc_status_bytes("VmHWM:")
+}
+
+/// A `kB` field of `/proc/self/status`, in bytes.
+fn proc_status_bytes(field: &str) -> Option<u64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    let line = status.lines().find(|l| l.starts_with(field))?;
     let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
     Some(kib * 1024)
 }

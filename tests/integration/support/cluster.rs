@@ -23,6 +23,14 @@ pub const TEST_CLUSTER_ENV: [(&str, &str); 6] = [
     ("LENDFUSION_SERVER__STALL_TIMEOUT_SECONDS", "20"),
 ];
 
+/// Configuration variables for a test cluster, as `(name, value)` pairs.
+pub fn settings(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
 /// The API key every test cluster accepts on its client port.
 pub const TEST_API_KEY: &str = "test-key-0123456789abcdef";
 
@@ -116,6 +124,7 @@ pub struct ProcessCluster {
     pub client_port: u16,
     env: Vec<(String, String)>,
     args: Vec<String>,
+    ops_port: u16,
     logs: tempfile::TempDir,
     spawned: usize,
 }
@@ -153,13 +162,15 @@ impl ProcessCluster {
             .collect();
         env.extend_from_slice(env_overrides);
         // The coordinator's operations port; workers ask it whether they are registered.
-        env.push(("LENDFUSION_OPS__HTTP_PORT".into(), free_port().to_string()));
+        let ops_port = free_port();
+        env.push(("LENDFUSION_OPS__HTTP_PORT".into(), ops_port.to_string()));
         let coordinator = spawn_coordinator(
             &env,
             &logs.path().join("coordinator.log"),
             data,
             scheduler_port,
             &args,
+            ops_port,
         );
         let mut cluster = Self {
             coordinator,
@@ -168,6 +179,7 @@ impl ProcessCluster {
             client_port,
             env,
             args,
+            ops_port,
             logs,
             spawned: 0,
         };
@@ -185,8 +197,14 @@ impl ProcessCluster {
             .logs
             .path()
             .join(format!("coordinator-{}.log", self.spawned));
-        self.coordinator =
-            spawn_coordinator(&self.env, &log, data, self.scheduler_port, &self.args);
+        self.coordinator = spawn_coordinator(
+            &self.env,
+            &log,
+            data,
+            self.scheduler_port,
+            &self.args,
+            self.ops_port,
+        );
     }
 
     /// Start one more worker process.
@@ -197,13 +215,10 @@ impl ProcessCluster {
             .path()
             .join(format!("worker-{}.log", self.spawned));
         let coordinator = format!("127.0.0.1:{}", self.scheduler_port);
-        let mut env = self.env.clone();
-        env.push((
-            "LENDFUSION_OPS__WORKER_HTTP_PORT".into(),
-            free_port().to_string(),
-        ));
-        let worker = spawn(&env, &log, &["worker", "--coordinator", &coordinator]);
-        self.workers.push(worker);
+        let ops_port = free_port();
+        let ops = ops_port.to_string();
+        let args = ["worker", "--coordinator", &coordinator, "--ops-port", &ops];
+        self.workers.push(spawn(&self.env, &log, &args, ops_port));
     }
 
     /// The scheduler URL (workers, and Ballista clients in tests).
@@ -255,14 +270,17 @@ fn spawn_coordinator(
     data: &str,
     port: u16,
     extra: &[String],
+    ops_port: u16,
 ) -> Process {
     let port = port.to_string();
     let mut args = vec!["coordinator", "--data", data, "--scheduler-port", &port];
     args.extend(extra.iter().map(String::as_str));
-    spawn(env, log, &args)
+    spawn(env, log, &args, ops_port)
 }
 
-fn spawn(env: &[(String, String)], log: &Path, args: &[&str]) -> Process {
+/// Start `lendfusion ARGS` with `env`, its output into `log`; `ops_port` is where its
+/// operations endpoint listens (as its configuration says).
+fn spawn(env: &[(String, String)], log: &Path, args: &[&str], ops_port: u16) -> Process {
     let file = std::fs::File::create(log).expect("log file");
     let err = file.try_clone().expect("log file");
     let mut command = Command::new(lendfusion_bin());
@@ -278,19 +296,6 @@ fn spawn(env: &[(String, String)], log: &Path, args: &[&str]) -> Process {
         command.env(k, v);
     }
     let child = command.spawn().expect("spawn lendfusion");
-    // The last setting of a variable wins, as in `command`.
-    let ops_port = env
-        .iter()
-        .rev()
-        .find(|(k, _)| {
-            k == if args.first() == Some(&"worker") {
-                "LENDFUSION_OPS__WORKER_HTTP_PORT"
-            } else {
-                "LENDFUSION_OPS__HTTP_PORT"
-            }
-        })
-        .and_then(|(_, v)| v.parse().ok())
-        .unwrap_or(0);
     Process {
         child,
         log: log.to_path_buf(),
@@ -317,6 +322,16 @@ pub async fn http_get(port: u16, path: &str) -> (u16, String) {
         .split_once("\r\n\r\n")
         .map_or(String::new(), |(_, body)| body.to_string());
     (status, body)
+}
+
+/// The value of the sample `name` (exact name, no labels) in Prometheus text.
+pub fn sample(text: &str, name: &str) -> f64 {
+    text.lines()
+        .find_map(|line| {
+            let (metric, value) = line.split_once(' ')?;
+            (metric == name).then(|| value.trim().parse().ok())?
+        })
+        .unwrap_or_else(|| panic!("no sample {name} in\n{text}"))
 }
 
 /// Wait until the coordinator at `url` reports ready through `/readyz` (at least its
