@@ -225,7 +225,7 @@ async fn sigterm_drains_a_worker_and_the_query_completes_on_the_others() {
         wait_ready(&cluster.url(), Duration::from_secs(60)).await;
         let mut query = start_query(&cluster, MULTI_STAGE).await;
         let victim = cluster.workers.len() - 1;
-        let ops = cluster.workers[victim].ops_port;
+        let ops = cluster.workers[victim].ops_port();
         let deadline = Instant::now() + span * 2;
         while !query.is_finished() && Instant::now() < deadline {
             let (_, metrics) = http_get(ops, "/metrics").await;

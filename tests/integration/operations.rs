@@ -46,7 +46,7 @@ async fn health_metrics_and_query_ids_on_every_role() {
         ("LENDFUSION_CLUSTER__MIN_WORKERS", "2"),
     ]);
     let mut cluster = ProcessCluster::start(&root.display().to_string(), 0, &json);
-    let ops = cluster.coordinator.ops_port;
+    let ops = cluster.coordinator.ops_port();
 
     // Alive at once; not ready without its two workers, and it says why.
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -65,9 +65,9 @@ async fn health_metrics_and_query_ids_on_every_role() {
     })
     .await;
     for worker in &cluster.workers {
-        let (status, body) = http_get(worker.ops_port, "/healthz").await;
+        let (status, body) = http_get(worker.ops_port(), "/healthz").await;
         assert_eq!((status, body.as_str()), (200, "ok\n"));
-        wait_port_ready(worker.ops_port, Duration::from_secs(30), "worker", || {
+        wait_port_ready(worker.ops_port(), Duration::from_secs(30), "worker", || {
             cluster.logs()
         })
         .await;
@@ -115,7 +115,7 @@ async fn health_metrics_and_query_ids_on_every_role() {
     // The workers ran its tasks and wrote its shuffle and result partitions.
     let (mut tasks, mut shuffle_bytes) = (0.0, 0.0);
     for worker in &cluster.workers {
-        let (status, text) = http_get(worker.ops_port, "/metrics").await;
+        let (status, text) = http_get(worker.ops_port(), "/metrics").await;
         assert_eq!(status, 200, "{text}");
         tasks += sample(&text, "lendfusion_tasks_finished_total");
         shuffle_bytes += sample(&text, "lendfusion_shuffle_written_bytes_total");

@@ -63,11 +63,42 @@ pub fn free_port() -> u16 {
 pub struct Process {
     child: Child,
     pub log: PathBuf,
-    /// Its operations endpoint's port (`/healthz`, `/readyz`, `/metrics`).
-    pub ops_port: u16,
+    /// Its operations endpoint's port when fixed in advance (0: a free port it logs).
+    ops_port: u16,
 }
 
 impl Process {
+    /// Its operations endpoint's port (`/healthz`, `/readyz`, `/metrics`): the fixed one, or
+    /// the free one it logged at start (waited for up to a minute).
+    pub fn ops_port(&self) -> u16 {
+        if self.ops_port != 0 {
+            return self.ops_port;
+        }
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            let logged = self.log_text().lines().find_map(|line| {
+                let rest = line.split("operations endpoint").nth(1)?;
+                let digits: String = rest
+                    .split("127.0.0.1:")
+                    .nth(1)?
+                    .chars()
+                    .take_while(char::is_ascii_digit)
+                    .collect();
+                digits.parse().ok()
+            });
+            if let Some(port) = logged {
+                return port;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no operations endpoint in {}:\n{}",
+                self.log.display(),
+                self.log_text()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     /// Ask the process to stop, as an orchestrator does (SIGTERM).
     pub fn terminate(&self) {
         let status = Command::new("kill")
@@ -215,10 +246,9 @@ impl ProcessCluster {
             .path()
             .join(format!("worker-{}.log", self.spawned));
         let coordinator = format!("127.0.0.1:{}", self.scheduler_port);
-        let ops_port = free_port();
-        let ops = ops_port.to_string();
-        let args = ["worker", "--coordinator", &coordinator, "--ops-port", &ops];
-        self.workers.push(spawn(&self.env, &log, &args, ops_port));
+        // A free port the worker picks itself (and logs): no race for a port chosen here.
+        let args = ["worker", "--coordinator", &coordinator, "--ops-port", "0"];
+        self.workers.push(spawn(&self.env, &log, &args, 0));
     }
 
     /// The scheduler URL (workers, and Ballista clients in tests).
