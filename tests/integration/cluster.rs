@@ -11,7 +11,7 @@ use lendfusion_core::LendfusionConfig;
 use lendfusion_core::cluster::cluster_client_context;
 use lendfusion_datagen::generate;
 
-use crate::support::cluster::{ProcessCluster, assert_same_results, wait_ready};
+use crate::support::cluster::{ProcessCluster, assert_same_results};
 use crate::support::garage::{BUCKET, Garage, KEY_ID, REGION, SECRET};
 use crate::support::{generate_local, local_session, options, render, small_panel, sql};
 
@@ -214,7 +214,7 @@ async fn separate_processes_on_s3_match_one_process() {
     let embedded = run_suite(&local_session(&local).await).await;
 
     let cluster = ProcessCluster::start(&url, 2, &env);
-    wait_ready(&cluster.url(), Duration::from_secs(60)).await;
+    cluster.wait_ready(Duration::from_secs(60)).await;
     let client_config = LendfusionConfig {
         data: Some(url),
         ..config

@@ -12,7 +12,6 @@ use tokio::sync::OnceCell;
 
 use crate::support::cluster::{
     ProcessCluster, TEST_API_KEY, assert_same_results, http_get, lendfusion_bin, sample, settings,
-    wait_ready,
 };
 use crate::support::{generate_local, local_session, options, render, sql};
 
@@ -66,7 +65,7 @@ async fn undisturbed_cluster(
     let root = fault_panel().await;
     let expected = sql(&local_session(root).await, MULTI_STAGE).await;
     let cluster = ProcessCluster::start(&root.display().to_string(), workers, &settings(env));
-    wait_ready(&cluster.url(), Duration::from_secs(60)).await;
+    cluster.wait_ready(Duration::from_secs(60)).await;
     let started = Instant::now();
     assert_same_results(
         "undisturbed",
@@ -140,7 +139,7 @@ async fn a_worker_killed_mid_query_changes_nothing() {
     let expected = sql(&local_session(root).await, MULTI_STAGE).await;
     let data = root.display().to_string();
     let mut cluster = ProcessCluster::start(&data, 2, &min_workers(2));
-    wait_ready(&cluster.url(), Duration::from_secs(60)).await;
+    cluster.wait_ready(Duration::from_secs(60)).await;
 
     // How long the query takes undisturbed (the faster of two runs: the first is cold), to
     // aim the kills inside it.
@@ -154,7 +153,7 @@ async fn a_worker_killed_mid_query_changes_nothing() {
 
     let mut recovered = 0;
     for round in 0..5u32 {
-        wait_ready(&cluster.url(), Duration::from_secs(60)).await;
+        cluster.wait_ready(Duration::from_secs(60)).await;
         let victim = cluster.workers.len() - 1 - (round as usize % 2);
         // Kill at 10 %, 20 %, ... 50 % of the undisturbed run.
         let delay = span.mul_f64(0.1 * f64::from(round + 1));
@@ -218,24 +217,28 @@ async fn sigterm_drains_a_worker_and_the_query_completes_on_the_others() {
     )
     .await;
 
-    // SIGTERM as soon as the worker runs a task of the query (its metrics say so), until one
-    // lands while it still has tasks.
+    // SIGTERM to the first worker whose metrics show a running task of the query (which
+    // workers get tasks is the scheduler's choice), until one lands while it still has tasks.
     let mut interrupted = 0;
-    for round in 0..4u32 {
-        wait_ready(&cluster.url(), Duration::from_secs(60)).await;
+    for round in 0..6u32 {
+        cluster.wait_ready(Duration::from_secs(60)).await;
+        let ports: Vec<u16> = cluster.workers.iter().map(|w| w.ops_port()).collect();
         let mut query = start_query(&cluster, MULTI_STAGE).await;
-        let victim = cluster.workers.len() - 1;
-        let ops = cluster.workers[victim].ops_port();
         let deadline = Instant::now() + span * 2;
-        while !query.is_finished() && Instant::now() < deadline {
-            let (_, metrics) = http_get(ops, "/metrics").await;
-            if metrics.contains("lendfusion_tasks_running")
-                && sample(&metrics, "lendfusion_tasks_running") > 0.0
-            {
-                break;
+        let mut busy = None;
+        while busy.is_none() && !query.is_finished() && Instant::now() < deadline {
+            for (i, port) in ports.iter().enumerate() {
+                let (_, metrics) = http_get(*port, "/metrics").await;
+                if metrics.contains("lendfusion_tasks_running")
+                    && sample(&metrics, "lendfusion_tasks_running") > 0.0
+                {
+                    busy = Some(i);
+                    break;
+                }
             }
-            tokio::time::sleep(Duration::from_millis(10)).await;
+            tokio::time::sleep(Duration::from_millis(5)).await;
         }
+        let victim = busy.unwrap_or(cluster.workers.len() - 1);
         cluster.workers[victim].terminate();
         let what = format!("round {round}, after a SIGTERM");
         exact_answer(&cluster, &mut query, &expected, &what).await;
@@ -320,7 +323,7 @@ async fn late_workers_join_and_no_workers_is_a_clear_error() {
 
     // A worker that starts late registers and runs queries.
     cluster.add_worker();
-    wait_ready(&cluster.url(), Duration::from_secs(60)).await;
+    cluster.wait_ready(Duration::from_secs(60)).await;
     assert_same_results("one late worker", &expected, &run_on(&cluster, query).await);
 
     // A second late worker joins a cluster that is already serving.
@@ -371,7 +374,7 @@ async fn one_month_schedules_only_that_months_files() {
     let root = fault_panel().await;
     let data = root.display().to_string();
     let cluster = ProcessCluster::start(&data, 1, &[]);
-    wait_ready(&cluster.url(), Duration::from_secs(60)).await;
+    cluster.wait_ready(Duration::from_secs(60)).await;
     let query = "SELECT security_id, avg(utilization(on_loan_qty, lendable_qty)) AS u FROM lending \
                  WHERE date BETWEEN '2019-03-01' AND '2019-03-31' GROUP BY security_id ORDER BY security_id";
     let plan = render(&run_internal(&cluster, root, &format!("EXPLAIN {query}")).await);
@@ -455,7 +458,7 @@ async fn memory_limits_spill_or_fail_clearly() {
         ]
     };
     let cluster = ProcessCluster::start(&data, 1, &limit("48"));
-    wait_ready(&cluster.url(), Duration::from_secs(60)).await;
+    cluster.wait_ready(Duration::from_secs(60)).await;
     assert_same_results(
         "spilling sort",
         &expected,
@@ -466,7 +469,7 @@ async fn memory_limits_spill_or_fail_clearly() {
     // 8 MiB cannot even hold the sort's 10 MiB merge reservation: a clear resources error, and the
     // worker lives on to answer the next query.
     let mut cluster = ProcessCluster::start(&data, 1, &limit("8"));
-    wait_ready(&cluster.url(), Duration::from_secs(60)).await;
+    cluster.wait_ready(Duration::from_secs(60)).await;
     let err = cluster
         .query(BIG_SORT)
         .await
@@ -495,7 +498,7 @@ async fn coordinator_restart_fails_in_flight_queries_and_workers_rejoin() {
     let root = fault_panel().await;
     let data = root.display().to_string();
     let mut cluster = ProcessCluster::start(&data, 2, &min_workers(2));
-    wait_ready(&cluster.url(), Duration::from_secs(60)).await;
+    cluster.wait_ready(Duration::from_secs(60)).await;
 
     let running = start_query(&cluster, MULTI_STAGE).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -512,7 +515,7 @@ async fn coordinator_restart_fails_in_flight_queries_and_workers_rejoin() {
 
     // A new coordinator on the same port: the running workers register with it again.
     cluster.restart_coordinator(&data);
-    wait_ready(&cluster.url(), Duration::from_secs(60)).await;
+    cluster.wait_ready(Duration::from_secs(60)).await;
     assert_same_results(
         "after the restart",
         &expected,

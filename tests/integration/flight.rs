@@ -6,7 +6,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use crate::support::cluster::{ProcessCluster, TEST_API_KEY, lendfusion_bin, wait_ready};
+use crate::support::cluster::{ProcessCluster, TEST_API_KEY, lendfusion_bin};
 use crate::support::python::run_script;
 use crate::support::small_panel;
 
@@ -40,7 +40,7 @@ async fn python_flight_clients() {
         &[("LENDFUSION_CLUSTER__MIN_WORKERS".into(), "2".into())],
         &["--config", &config],
     );
-    wait_ready(&cluster.url(), Duration::from_secs(60)).await;
+    cluster.wait_ready(Duration::from_secs(60)).await;
     let scratch = dir.path().join("scratch");
     std::fs::create_dir_all(&scratch).expect("scratch");
     let url = cluster.client_url();
@@ -163,7 +163,7 @@ async fn tls_clients_with_the_ca_connect_and_plain_text_is_refused() {
     let data = root.display().to_string();
     let cluster =
         ProcessCluster::start_with(&data, 1, &[], &["--tls-cert", &cert, "--tls-key", &key]);
-    wait_ready(&cluster.url(), Duration::from_secs(60)).await;
+    cluster.wait_ready(Duration::from_secs(60)).await;
 
     let ca = dir.path().join("ca.pem");
     let tls_url = format!("grpc+tls://127.0.0.1:{}", cluster.client_port);
@@ -226,7 +226,7 @@ async fn the_admin_option_runs_statements_that_write() {
     let (root, _) = small_panel().await;
     let data = root.display().to_string();
     let cluster = ProcessCluster::start_with(&data, 1, &[], &["--allow-writes"]);
-    wait_ready(&cluster.url(), Duration::from_secs(60)).await;
+    cluster.wait_ready(Duration::from_secs(60)).await;
     cluster
         .query("CREATE VIEW expensive AS SELECT * FROM lending WHERE fee_bps > 500")
         .await

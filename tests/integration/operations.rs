@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use arrow::array::RecordBatch;
 
-use crate::support::cluster::{ProcessCluster, http_get, sample, settings, wait_ready};
+use crate::support::cluster::{ProcessCluster, http_get, sample, settings};
 use crate::support::small_panel;
 
 /// A query whose SQL is easy to find in the coordinator's log.
@@ -59,7 +59,7 @@ async fn health_metrics_and_query_ids_on_every_role() {
     assert!(body.contains("0 live workers"), "{body}");
     cluster.add_worker();
     cluster.add_worker();
-    wait_ready(&cluster.url(), Duration::from_secs(60)).await;
+    cluster.wait_ready(Duration::from_secs(60)).await;
     wait_port_ready(ops, Duration::from_secs(30), "coordinator", || {
         cluster.logs()
     })

@@ -251,6 +251,14 @@ impl ProcessCluster {
         self.workers.push(spawn(&self.env, &log, &args, 0));
     }
 
+    /// Wait up to `timeout` until the coordinator has its minimum of live workers; on a
+    /// timeout the test fails with every process's log (why a worker did not join).
+    pub async fn wait_ready(&self, timeout: Duration) {
+        if let Err(e) = lendfusion_core::cluster::wait_until_ready(&self.url(), timeout).await {
+            panic!("cluster not ready: {e}\n{}", self.logs());
+        }
+    }
+
     /// The scheduler URL (workers, and Ballista clients in tests).
     pub fn url(&self) -> String {
         format!("http://127.0.0.1:{}", self.scheduler_port)
@@ -362,14 +370,6 @@ pub fn sample(text: &str, name: &str) -> f64 {
             (metric == name).then(|| value.trim().parse().ok())?
         })
         .unwrap_or_else(|| panic!("no sample {name} in\n{text}"))
-}
-
-/// Wait until the coordinator at `url` reports ready through `/readyz` (at least its
-/// `cluster.min_workers` live workers), failing after `timeout`.
-pub async fn wait_ready(url: &str, timeout: Duration) {
-    lendfusion_core::cluster::wait_until_ready(url, timeout)
-        .await
-        .expect("coordinator ready");
 }
 
 /// One cell as text, or as a float for numeric columns.
