@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use arrow::array::{ArrayRef, Float64Array, Int32Array};
+use arrow::buffer::NullBuffer;
 
 /// The valid values of a single-input cross-section: `(row index, value)`.
 pub fn valid_rows(column: &Float64Array) -> (Vec<usize>, Vec<f64>) {
@@ -21,11 +22,17 @@ pub fn valid_rows(column: &Float64Array) -> (Vec<usize>, Vec<f64>) {
 /// A Float64 column of `len` rows with `values[j]` at `rows[j]` and NULL elsewhere; non-finite
 /// results are NULL and `-0.0` becomes `0.0`.
 pub fn scatter_f64(len: usize, rows: &[usize], values: impl IntoIterator<Item = f64>) -> ArrayRef {
-    let mut out: Vec<Option<f64>> = vec![None; len];
+    let mut out = vec![0.0; len];
+    let mut valid = vec![false; len];
     for (row, v) in rows.iter().zip(values) {
-        out[*row] = v.is_finite().then_some(v + 0.0);
+        if v.is_finite() {
+            out[*row] = v + 0.0;
+            valid[*row] = true;
+        }
     }
-    Arc::new(Float64Array::from(out))
+    let nulls = NullBuffer::from(valid);
+    let nulls = (nulls.null_count() > 0).then_some(nulls);
+    Arc::new(Float64Array::new(out.into(), nulls))
 }
 
 /// An Int32 column with `values[j]` at `rows[j]`, NULL elsewhere.
