@@ -76,11 +76,11 @@ pub async fn session_context_with(
     let runtime = RuntimeEnvBuilder::new()
         .with_object_store_registry(stores.clone())
         .build_arc()?;
-    let mut state = SessionStateBuilder::new()
+    let builder = SessionStateBuilder::new()
         .with_config(session_config)
         .with_runtime_env(runtime)
-        .with_default_features()
-        .build();
+        .with_default_features();
+    let mut state = lendfusion_udfs::with_optimizer_rules(builder).build();
     lendfusion_udfs::register_all(&mut state)?;
     let ctx = SessionContext::new_with_state(state);
     if let Some(root) = &config.data {

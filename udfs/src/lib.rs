@@ -5,7 +5,8 @@
 //! - [`cross_section`]: cross-sectional factors (SPEC §3.3), window functions over a date's rows,
 //!   and the Fama-MacBeth regression aggregate;
 //! - [`evaluation`]: factor-evaluation aggregates (SPEC §3.4) and the Newey-West t-statistic;
-//! - [`squeeze`]: squeeze and crowding scores (SPEC §3.5), window functions over a date's rows.
+//! - [`squeeze`]: squeeze and crowding scores (SPEC §3.5), window functions over a date's rows;
+//! - [`planning`]: plan rewrites that speed up SQL around our functions (same results).
 //!
 //! [`register_all`] is the one registration point the session recipe calls; every role (embedded
 //! SQL, coordinator, workers) goes through it, so a function known to one is known to all.
@@ -15,6 +16,7 @@ pub mod common;
 pub mod cross_section;
 pub mod evaluation;
 pub mod lending;
+pub mod planning;
 pub mod squeeze;
 pub mod timeseries;
 
@@ -22,6 +24,7 @@ use std::sync::Arc;
 
 use datafusion::error::Result;
 use datafusion::execution::FunctionRegistry;
+use datafusion::execution::SessionStateBuilder;
 use datafusion::execution::context::SessionState;
 use datafusion::logical_expr::{AggregateUDF, ScalarUDF, WindowUDF};
 
@@ -53,13 +56,25 @@ pub fn register_functions(registry: &mut dyn FunctionRegistry) -> Result<()> {
     for f in scalar_functions() {
         registry.register_udf(Arc::new(f))?;
     }
-    for f in window_functions() {
+    for f in window_functions()
+        .into_iter()
+        .chain(planning::internal_window_functions())
+    {
         registry.register_udwf(Arc::new(f))?;
     }
     for f in aggregate_functions() {
         registry.register_udaf(Arc::new(f))?;
     }
     Ok(())
+}
+
+/// Add our plan rewrites ([`planning`]) to a session being built; with [`register_all`] on the
+/// built state, this is the whole lendfusion setup of a session.
+pub fn with_optimizer_rules(mut builder: SessionStateBuilder) -> SessionStateBuilder {
+    for rule in planning::optimizer_rules() {
+        builder = builder.with_optimizer_rule(rule);
+    }
+    builder
 }
 
 /// Register every function and the `lendfusion_functions()` table on a session state.

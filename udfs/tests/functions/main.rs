@@ -1,8 +1,9 @@
 //! Tests of every lendfusion function through SQL: sqllogictest files, properties on arbitrary
-//! input, and the absence of look-ahead.
+//! input, the absence of look-ahead, and plan rewrites that must not change results.
 
 mod lookahead;
 mod properties;
+mod rewrites;
 mod slt;
 
 use datafusion::error::DataFusionError;
@@ -11,10 +12,10 @@ use datafusion::prelude::{SessionConfig, SessionContext};
 
 /// A DataFusion session with every lendfusion function.
 pub fn new_ctx() -> Result<SessionContext, DataFusionError> {
-    let mut state = SessionStateBuilder::new()
+    let builder = SessionStateBuilder::new()
         .with_config(SessionConfig::new().with_target_partitions(4))
-        .with_default_features()
-        .build();
+        .with_default_features();
+    let mut state = lendfusion_udfs::with_optimizer_rules(builder).build();
     lendfusion_udfs::register_all(&mut state)?;
     Ok(SessionContext::new_with_state(state))
 }
