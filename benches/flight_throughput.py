@@ -49,6 +49,40 @@ def timed(label, pull, runs=2):
     return table, wall
 
 
+def timed_phases(label, command, pull, runs=2):
+    """The best of `runs` (query, transfer) splits of a front-door pull of `command`."""
+    best = (float("inf"), float("inf"))
+    for _ in range(runs):
+        table, query_s, transfer_s = pull(command)
+        best = min(best, (query_s, transfer_s), key=lambda t: t[1])
+    mib = table.nbytes / 2**20
+    print(f"pull={label}-phases rows={table.num_rows} mib={mib:.1f} query_s={best[0]:.3f} "
+          f"transfer_s={best[1]:.3f} transfer_mib_per_s={mib / best[1]:.1f}")
+    return table, best[1]
+
+
+def statement_command(sql):
+    """A Flight SQL CommandStatementQuery (field 1: the query) packed in an Any."""
+    query = sql.encode()
+    value = b"\x0a" + encode_varint(len(query)) + query
+    command = any_pb2.Any(
+        type_url="type.googleapis.com/arrow.flight.protocol.sql.CommandStatementQuery",
+        value=value)
+    return command.SerializeToString()
+
+
+def encode_varint(n):
+    out = bytearray()
+    while True:
+        byte = n & 0x7F
+        n >>= 7
+        if n:
+            out.append(byte | 0x80)
+        else:
+            out.append(byte)
+            return bytes(out)
+
+
 def raw_pull(label, table):
     """Serve `table` from a minimal in-process Flight server and time pulling it back."""
     server = RawServer(table)
@@ -75,6 +109,14 @@ def main():
         return pa.concat_tables([client.do_get(e.ticket, options).read_all()
                                  for e in info.endpoints])
 
+    def front_door_phases(command):
+        started = time.perf_counter()
+        info = client.get_flight_info(flight.FlightDescriptor.for_command(command), options)
+        planned = time.perf_counter()
+        table = pa.concat_tables([client.do_get(e.ticket, options).read_all()
+                                  for e in info.endpoints])
+        return table, planned - started, time.perf_counter() - planned
+
     def statement():
         from adbc_driver_flightsql import dbapi, DatabaseOptions
         db_kwargs = {DatabaseOptions.AUTHORIZATION_HEADER.value: f"Bearer {args.token}"} \
@@ -86,6 +128,10 @@ def main():
     ours, ours_wall = timed("flight-sql-table", statement)
     raw_wall = raw_pull("raw-do-get-table", ours)
     print(f"pull=ratio flight_sql_vs_raw={raw_wall / ours_wall:.2f}")
+    # The same statement in its two phases: GetFlightInfo runs the query on the cluster,
+    # DoGet moves the finished result (the transfer the raw server is the floor for).
+    _, transfer_wall = timed_phases("flight-sql-table", statement_command(TABLE_SQL), front_door_phases)
+    print(f"pull=ratio flight_sql_transfer_vs_raw={raw_wall / transfer_wall:.2f}")
 
     panel = lendfusion_pb2.FactorPanel(factors=[
         lendfusion_pb2.Factor(expression=f) for f in
@@ -95,6 +141,8 @@ def main():
     table, panel_wall = timed("factor-panel", lambda: front_door(command.SerializeToString()))
     raw_wall = raw_pull("raw-do-get-factor-panel", table)
     print(f"pull=ratio factor_panel_vs_raw={raw_wall / panel_wall:.2f}")
+    _, transfer_wall = timed_phases("factor-panel", command.SerializeToString(), front_door_phases)
+    print(f"pull=ratio factor_panel_transfer_vs_raw={raw_wall / transfer_wall:.2f}")
     rows = ds.dataset(os.path.join(args.data, "lending"), format="parquet").count_rows()
     if table.num_rows != rows:
         print(f"factor panel rows {table.num_rows} != lending rows {rows}", file=sys.stderr)

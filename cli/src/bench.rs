@@ -151,10 +151,14 @@ async fn factor_panel(args: FactorPanelArgs, config: LendfusionConfig) -> CliRes
         FACTOR_PANEL_SQL.trim_end()
     );
     let (panel_rows, plan) = match &engine {
-        // Embedded: DataFusion's own Parquet sink encodes columns in parallel.
+        // Embedded: DataFusion's own Parquet sink encodes columns in parallel. Dictionary
+        // encoding only where values repeat (the key); interning millions of distinct doubles
+        // per row group costs time and saves nothing.
         Engine::Embedded(ctx) => {
             let copy = format!(
-                "COPY ({sql}) TO '{}' STORED AS PARQUET OPTIONS ('format.compression' 'snappy')",
+                "COPY ({sql}) TO '{}' STORED AS PARQUET OPTIONS ('format.compression' 'snappy', \
+                 'format.dictionary_enabled' 'false', \
+                 'format.dictionary_enabled::security_id' 'true')",
                 panel_path.display().to_string().replace('\'', "''")
             );
             let plan = ctx.sql(&copy).await?.create_physical_plan().await?;
@@ -232,6 +236,8 @@ async fn write_parquet(
         .map_err(|e| format!("cannot create {}: {e}", path.display()))?;
     let properties = WriterProperties::builder()
         .set_compression(Compression::SNAPPY)
+        .set_dictionary_enabled(false)
+        .set_column_dictionary_enabled("security_id".into(), true)
         .build();
     let mut writer = ArrowWriter::try_new(file, stream.schema(), Some(properties))?;
     let mut rows = 0;

@@ -39,6 +39,10 @@ pub fn cluster_session_config(config: &LendfusionConfig) -> SessionConfig {
             ballista_core::config::BALLISTA_ADAPTIVE_PLANNER_ENABLED,
             config.cluster.adaptive_planning,
         )
+        .set_str(
+            ballista_core::config::BALLISTA_SHUFFLE_COMPRESSION_CODEC,
+            config.cluster.shuffle_compression.ballista_codec(),
+        )
 }
 
 /// The coordinator's session builder. The catalog (tables under the dataset root, views) is

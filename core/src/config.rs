@@ -87,7 +87,9 @@ impl S3Settings {
 pub struct ExecutionSettings {
     /// Target partitions for DataFusion (0 = number of cores).
     pub target_partitions: usize,
-    /// Rows per record batch.
+    /// Rows per record batch. Twice DataFusion's 8,192: a factor panel's sorts merge half as
+    /// many runs and every operator pays its per-batch cost half as often (the benchmark job
+    /// runs ~10 % faster; larger batches gained nothing more).
     pub batch_size: usize,
 }
 
@@ -95,7 +97,7 @@ impl Default for ExecutionSettings {
     fn default() -> Self {
         Self {
             target_partitions: 0,
-            batch_size: 8192,
+            batch_size: 16_384,
         }
     }
 }
@@ -159,6 +161,36 @@ pub struct ClusterSettings {
     /// statistics). Off by default: with it, Ballista 55 can leave a query waiting forever
     /// after a worker is lost mid-stage; the static planner re-runs the lost work.
     pub adaptive_planning: bool,
+    /// How shuffle and result files are compressed on the workers. `none` spends no CPU on
+    /// compression and moves more bytes: right for fast networks and few cores; `lz4` or
+    /// `zstd` for slow links between workers.
+    pub shuffle_compression: ShuffleCompression,
+}
+
+/// The codec of the Arrow IPC files workers write between stages and for results.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, schemars::JsonSchema,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum ShuffleCompression {
+    /// Uncompressed.
+    #[default]
+    None,
+    /// LZ4 frames: fast, about half the bytes on typical panels.
+    Lz4,
+    /// Zstandard: fewer bytes, more CPU.
+    Zstd,
+}
+
+impl ShuffleCompression {
+    /// The value of Ballista's `ballista.shuffle.compression.codec`.
+    pub fn ballista_codec(self) -> &'static str {
+        match self {
+            Self::None => "none",
+            Self::Lz4 => "lz4",
+            Self::Zstd => "zstd",
+        }
+    }
 }
 
 impl Default for ClusterSettings {
@@ -183,6 +215,7 @@ impl Default for ClusterSettings {
             finished_job_cleanup_seconds: 300,
             min_workers: 1,
             adaptive_planning: false,
+            shuffle_compression: ShuffleCompression::None,
         }
     }
 }

@@ -385,11 +385,18 @@ pub fn result_stream(
     query: FinishedQuery,
 ) -> impl Stream<Item = Result<arrow::record_batch::RecordBatch, DataFusionError>> + Send {
     let local = futures::stream::iter(query.local.unwrap_or_default().into_iter().map(Ok));
+    // The next partition's transfer starts while this one streams to the client.
     let remote = futures::stream::iter(query.partitions)
-        .then(fetch_partition)
+        .map(fetch_partition)
+        .buffered(2)
         .try_flatten();
     local.chain(remote)
 }
+
+/// HTTP/2 flow-control windows for pulling results from workers (Ballista's own defaults for its
+/// clients): the 64 KiB protocol default stalls a loopback transfer on every window update.
+const RESULT_CONNECTION_WINDOW: u32 = 64 << 20;
+const RESULT_STREAM_WINDOW: u32 = 16 << 20;
 
 async fn fetch_partition(
     location: PartitionLocation,
@@ -407,8 +414,8 @@ async fn fetch_partition(
         None,
         3,
         250,
-        0,
-        0,
+        RESULT_CONNECTION_WINDOW,
+        RESULT_STREAM_WINDOW,
     )
     .await
     .map_err(|e| {
@@ -423,7 +430,9 @@ async fn fetch_partition(
             &partition.into(),
             location.file_id,
             layout,
-            true,
+            // Block transport: the worker sends the file's bytes as written (no decoding and
+            // re-encoding there); they are decoded here once.
+            false,
         )
         .await
         .map_err(|e| DataFusionError::Execution(format!("fetching the result: {e}")))
