@@ -38,8 +38,10 @@ fi
 lf="${LENDFUSION_BIN:-target/$profile/lendfusion}"
 log() { echo "$*" | tee -a "$results"; }
 # The run with the median wall_s of $runs runs of a command that prints one wall_s= line first.
+# Each run starts after `sync`: an earlier run's output still being written back (hundreds of
+# MB) would otherwise compete with it for the disk and for system time.
 median_of_runs() {
-  for _ in $(seq 1 "$runs"); do "$@" | sed -n 1p; done \
+  for _ in $(seq 1 "$runs"); do sync; "$@" | sed -n 1p; done \
     | awk '{ for (i = 1; i <= NF; i++) if ($i ~ /^wall_s=/) { split($i, w, "="); print w[2], $0 } }' \
     | sort -n | awk -v n="$runs" 'NR == int((n + 1) / 2) { $1 = ""; sub(/^ /, ""); print }'
 }

@@ -500,6 +500,8 @@ def main():
     failed = False
     for peer in args.peers.split(","):
         out = os.path.join(args.ours, "peers", peer)
+        # Start each timed run with no earlier run's output still being written back.
+        os.sync()
         run = subprocess.run([sys.executable, __file__, "--data", args.data, "--ours", out,
                               "--child", peer], capture_output=True, text=True)
         if run.returncode != 0:

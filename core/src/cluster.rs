@@ -24,7 +24,7 @@ use crate::codec::LendfusionLogicalCodec;
 use crate::config::LendfusionConfig;
 use crate::error::{LendfusionError, Result};
 use crate::object_stores::LendfusionObjectStores;
-use crate::session::{session_config, session_context_with};
+use crate::session::{cores, session_config, session_context_with};
 
 /// Builds the session of one query on the coordinator from the config the client sent.
 pub type SessionBuilderFn = Arc<dyn Fn(SessionConfig) -> DfResult<SessionState> + Send + Sync>;
@@ -32,7 +32,12 @@ pub type SessionBuilderFn = Arc<dyn Fn(SessionConfig) -> DfResult<SessionState> 
 /// Our DataFusion config with Ballista's extension and our logical codec: the config every
 /// cluster role starts from, and that travels with each query.
 pub fn cluster_session_config(config: &LendfusionConfig) -> SessionConfig {
+    let partitions = match config.execution.target_partitions {
+        0 => cores(),
+        n => n,
+    };
     session_config(config)
+        .with_target_partitions(partitions)
         .upgrade_for_ballista()
         .with_ballista_logical_extension_codec(Arc::new(LendfusionLogicalCodec::default()))
         .set_bool(

@@ -85,7 +85,9 @@ impl S3Settings {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct ExecutionSettings {
-    /// Target partitions for DataFusion (0 = number of cores).
+    /// Partitions a query is split into. 0: four per core for embedded queries (window
+    /// operators buffer a partition each: smaller buffers, better balanced cores), one per core
+    /// of the coordinator on a cluster (where every partition is a task).
     pub target_partitions: usize,
     /// Rows per record batch. Twice DataFusion's 8,192: a factor panel's sorts merge half as
     /// many runs and every operator pays its per-batch cost half as often (the benchmark job
