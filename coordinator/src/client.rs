@@ -101,6 +101,12 @@ impl FlightSqlConnection {
         let mut endpoint = Endpoint::from_shared(format!("{scheme}://{rest}"))
             .map_err(|e| LendfusionError::Config(format!("bad address {}: {e}", options.url)))?
             .connect_timeout(Duration::from_secs(10))
+            // A peer that accepts the connection but never speaks HTTP/2 (a TLS port reached in
+            // plain text) would otherwise leave the first call waiting forever: unanswered
+            // pings end the connection with an error.
+            .http2_keep_alive_interval(Duration::from_secs(10))
+            .keep_alive_timeout(Duration::from_secs(10))
+            .keep_alive_while_idle(true)
             .tcp_nodelay(true);
         if tls {
             let mut config = ClientTlsConfig::new();
