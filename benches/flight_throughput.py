@@ -17,7 +17,7 @@ import time
 import pyarrow as pa
 import pyarrow.dataset as ds
 import pyarrow.flight as flight
-from google.protobuf import any_pb2
+from google.protobuf import any_pb2, wrappers_pb2
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "proto", "python"))
 import lendfusion_pb2  # noqa: E402
@@ -62,25 +62,12 @@ def timed_phases(label, command, pull, runs=2):
 
 
 def statement_command(sql):
-    """A Flight SQL CommandStatementQuery (field 1: the query) packed in an Any."""
-    query = sql.encode()
-    value = b"\x0a" + encode_varint(len(query)) + query
+    """A Flight SQL CommandStatementQuery packed in an Any. Its only field we set, 1 (the
+    query), has the wire format of a protobuf StringValue, so that message encodes it."""
     command = any_pb2.Any(
         type_url="type.googleapis.com/arrow.flight.protocol.sql.CommandStatementQuery",
-        value=value)
+        value=wrappers_pb2.StringValue(value=sql).SerializeToString())
     return command.SerializeToString()
-
-
-def encode_varint(n):
-    out = bytearray()
-    while True:
-        byte = n & 0x7F
-        n >>= 7
-        if n:
-            out.append(byte | 0x80)
-        else:
-            out.append(byte)
-            return bytes(out)
 
 
 def raw_pull(label, table):
