@@ -230,7 +230,9 @@ pub async fn compute(
 
 /// Markit's Table 1 layout: per bucket, squeeze frequency and excess returns against the
 /// universe (all bucketed names of the date); per holding period, the lowest bucket's excess
-/// return and the lowest-minus-highest spread, averaged over rebalance dates.
+/// return and the lowest-minus-highest spread, averaged over rebalance dates. The universe's
+/// squeeze share is one mean per sample, joined to every bucket, so all buckets show the same
+/// value bit for bit (a mean per bucket group would sum the same dates in a different order).
 async fn squeeze_tables(
     ctx: &SessionContext,
     quantiles: u32,
@@ -250,10 +252,12 @@ async fn squeeze_tables(
             "WITH per_date AS (SELECT sample, date, bucket, count(*) AS names, avg(squeeze_next) AS sq{means} \
                FROM bucketed WHERE bucket IS NOT NULL GROUP BY sample, date, bucket), \
              universe AS (SELECT sample, date, avg(squeeze_next) AS sq{means} \
-               FROM bucketed WHERE bucket IS NOT NULL GROUP BY sample, date) \
+               FROM bucketed WHERE bucket IS NOT NULL GROUP BY sample, date), \
+             universe_share AS (SELECT sample, avg(sq) AS share FROM universe GROUP BY sample) \
              SELECT p.sample, p.bucket, sum(p.names) AS names, avg(p.sq) AS squeeze_share, \
-               avg(u.sq) AS universe_squeeze_share{excess} \
+               max(s.share) AS universe_squeeze_share{excess} \
              FROM per_date p JOIN universe u ON p.sample = u.sample AND p.date = u.date \
+               JOIN universe_share s ON p.sample = s.sample \
              GROUP BY p.sample, p.bucket ORDER BY p.sample DESC, p.bucket"
         ),
     )
