@@ -3,7 +3,9 @@ minimal pyarrow Flight server's do_get, plus a factor panel pulled through Facto
 
     python benches/flight_throughput.py --url grpc://127.0.0.1:50050 --data DIR [--token T]
 
-Each pull runs twice and the faster counts. Prints `pull=... rows=... mib=... wall_s=... mib_per_s=... rows_per_s=...` lines and the ratio
+Each pull runs twice and the faster counts. Endpoints with a location (a cluster with
+server.result_endpoints = "workers") are fetched from that worker; the phase split also pulls
+the same tickets through the coordinator. Prints `pull=... rows=... mib=... wall_s=... mib_per_s=... rows_per_s=...` lines and the ratio
 of our table pull to the raw do_get (the target is >= 0.67).
 """
 
@@ -91,18 +93,26 @@ def main():
     options = flight.FlightCallOptions(headers=headers)
     client = flight.FlightClient(args.url)
 
-    def front_door(command):
-        info = client.get_flight_info(flight.FlightDescriptor.for_command(command), options)
-        return pa.concat_tables([client.do_get(e.ticket, options).read_all()
-                                 for e in info.endpoints])
+    workers = {}
 
-    def front_door_phases(command):
+    def fetch(endpoint, direct):
+        """An endpoint's batches: from the worker its location names, or via the coordinator."""
+        if direct and endpoint.locations:
+            uri = endpoint.locations[0].uri.decode()
+            if uri not in workers:
+                workers[uri] = flight.FlightClient(uri)
+            return workers[uri].do_get(endpoint.ticket).read_all()
+        return client.do_get(endpoint.ticket, options).read_all()
+
+    def front_door_phases(command, direct):
         started = time.perf_counter()
         info = client.get_flight_info(flight.FlightDescriptor.for_command(command), options)
         planned = time.perf_counter()
-        table = pa.concat_tables([client.do_get(e.ticket, options).read_all()
-                                  for e in info.endpoints])
+        table = pa.concat_tables([fetch(e, direct) for e in info.endpoints])
         return table, planned - started, time.perf_counter() - planned
+
+    def front_door(command):
+        return front_door_phases(command, True)[0]
 
     def statement():
         from adbc_driver_flightsql import dbapi, DatabaseOptions
@@ -117,8 +127,13 @@ def main():
     print(f"pull=ratio flight_sql_vs_raw={raw_wall / ours_wall:.2f}")
     # The same statement in its two phases: GetFlightInfo runs the query on the cluster,
     # DoGet moves the finished result (the transfer the raw server is the floor for).
-    _, transfer_wall = timed_phases("flight-sql-table", statement_command(TABLE_SQL), front_door_phases)
-    print(f"pull=ratio flight_sql_transfer_vs_raw={raw_wall / transfer_wall:.2f}")
+    # (From the workers when the endpoints have locations: server.result_endpoints = "workers";
+    # then the same tickets through the coordinator.)
+    for route, direct in [("", True), ("-via-coordinator", False)]:
+        _, transfer_wall = timed_phases(f"flight-sql-table{route}", statement_command(TABLE_SQL),
+                                        lambda c: front_door_phases(c, direct))
+        print(f"pull=ratio flight_sql{route.replace('-', '_')}_transfer_vs_raw="
+              f"{raw_wall / transfer_wall:.2f}")
 
     panel = lendfusion_pb2.FactorPanel(factors=[
         lendfusion_pb2.Factor(expression=f) for f in
@@ -128,8 +143,11 @@ def main():
     table, panel_wall = timed("factor-panel", lambda: front_door(command.SerializeToString()))
     raw_wall = raw_pull("raw-do-get-factor-panel", table)
     print(f"pull=ratio factor_panel_vs_raw={raw_wall / panel_wall:.2f}")
-    _, transfer_wall = timed_phases("factor-panel", command.SerializeToString(), front_door_phases)
-    print(f"pull=ratio factor_panel_transfer_vs_raw={raw_wall / transfer_wall:.2f}")
+    for route, direct in [("", True), ("-via-coordinator", False)]:
+        _, transfer_wall = timed_phases(f"factor-panel{route}", command.SerializeToString(),
+                                        lambda c: front_door_phases(c, direct))
+        print(f"pull=ratio factor_panel{route.replace('-', '_')}_transfer_vs_raw="
+              f"{raw_wall / transfer_wall:.2f}")
     rows = ds.dataset(os.path.join(args.data, "lending"), format="parquet").count_rows()
     if table.num_rows != rows:
         print(f"factor panel rows {table.num_rows} != lending rows {rows}", file=sys.stderr)

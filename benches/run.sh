@@ -72,7 +72,10 @@ pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; }
 trap cleanup EXIT
 export LENDFUSION_DATA="$data" LENDFUSION_LOG=error
-"$lf" coordinator --scheduler-port "$port" --port "$client" --ops-port 0 --no-auth >"$bench/coordinator.log" 2>&1 &
+# Clients fetch result partitions from the workers (signed tickets; one hop for the bytes).
+export LENDFUSION_CLUSTER__SECRET="bench-$RANDOM-$RANDOM"
+LENDFUSION_SERVER__RESULT_ENDPOINTS=workers \
+  "$lf" coordinator --scheduler-port "$port" --port "$client" --ops-port 0 --no-auth >"$bench/coordinator.log" 2>&1 &
 pids+=($!)
 for i in 1 2; do
   "$lf" worker --coordinator "127.0.0.1:$port" --slots 1 --port 0 --task-port 0 >"$bench/worker-$i.log" 2>&1 &
@@ -87,7 +90,8 @@ log "job=factor-panel securities=$main workers=2 runs=$runs $line"
 "$python" benches/peers/peers.py --compare "$out" "$bench/out-cluster" \
   | sed "s/^/job=agreement engine=2-workers /" | tee -a "$results"
 
-# Flight: a factor panel and a table pulled through our front door vs a raw do_get.
+# Flight: a factor panel and a table pulled from the cluster (from the workers' endpoints, and
+# through the coordinator) vs a raw do_get.
 "$python" benches/flight_throughput.py --url "grpc://127.0.0.1:$client" --data "$data" \
   | sed "s/^/job=flight securities=$main /" | tee -a "$results"
 echo "results: $results"

@@ -107,6 +107,7 @@ pub async fn run_coordinator(args: CoordinatorArgs, mut config: LendfusionConfig
     let host = config.cluster.bind_host.clone();
     // Check the client port's settings before anything listens.
     config.server.validate()?;
+    lendfusion_core::results::ticket::TicketKey::for_coordinator(&config)?;
     config.auth.validate()?;
     let client_listener = tokio::net::TcpListener::bind((host.as_str(), config.cluster.port))
         .await

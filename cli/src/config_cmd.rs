@@ -37,7 +37,11 @@ pub fn run(args: ConfigArgs, config: LendfusionConfig) -> CliResult {
     config.server.validate()?;
     config.ops.validate()?;
     let mut shown = config;
-    for secret in [&mut shown.s3.secret_access_key, &mut shown.s3.session_token] {
+    for secret in [
+        &mut shown.s3.secret_access_key,
+        &mut shown.s3.session_token,
+        &mut shown.cluster.secret,
+    ] {
         if secret.is_some() {
             *secret = Some(HIDDEN.into());
         }

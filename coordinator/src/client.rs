@@ -5,7 +5,10 @@
 use std::time::Duration;
 
 use arrow::datatypes::SchemaRef;
+use arrow_flight::FlightEndpoint;
+use arrow_flight::decode::FlightRecordBatchStream;
 use arrow_flight::error::FlightError;
+use arrow_flight::flight_service_client::FlightServiceClient;
 use arrow_flight::sql::client::FlightSqlServiceClient;
 use datafusion::error::DataFusionError;
 use datafusion::execution::SendableRecordBatchStream;
@@ -107,6 +110,8 @@ impl FlightSqlConnection {
             .http2_keep_alive_interval(Duration::from_secs(10))
             .keep_alive_timeout(Duration::from_secs(10))
             .keep_alive_while_idle(true)
+            .initial_connection_window_size(RESULT_CONNECTION_WINDOW)
+            .initial_stream_window_size(RESULT_STREAM_WINDOW)
             .tcp_nodelay(true);
         if tls {
             let mut config = ClientTlsConfig::new();
@@ -147,14 +152,59 @@ impl FlightSqlConnection {
                 .try_decode_schema()
                 .map_err(|e| DataFusionError::External(Box::new(e)))?,
         );
-        let tickets: Vec<_> = info.endpoint.into_iter().filter_map(|e| e.ticket).collect();
-        let stream = futures::stream::iter(tickets)
-            .then(move |ticket| {
-                let mut client = client.clone();
-                async move { client.do_get(ticket).await.map_err(flight_error) }
+        let stream = futures::stream::iter(info.endpoint)
+            .then(move |endpoint| {
+                let client = client.clone();
+                async move { fetch_endpoint(client, endpoint).await.map_err(flight_error) }
             })
             .and_then(|batches| async move { Ok(batches.map_err(flight_error)) })
             .try_flatten();
         Ok(Box::pin(RecordBatchStreamAdapter::new(schema, stream)))
     }
 }
+
+/// One endpoint's batches: from the coordinator, or from the worker its location names
+/// (`server.result_endpoints = "workers"`; the ticket is its own authorization there).
+async fn fetch_endpoint(
+    mut client: FlightSqlServiceClient<Channel>,
+    endpoint: FlightEndpoint,
+) -> Result<FlightRecordBatchStream, FlightError> {
+    let ticket = endpoint
+        .ticket
+        .ok_or_else(|| FlightError::ProtocolError("an endpoint without a ticket".into()))?;
+    let location = endpoint.location.first().map(|l| l.uri.as_str());
+    let Some(address) = location.and_then(|uri| {
+        uri.strip_prefix("grpc+tcp://")
+            .or_else(|| uri.strip_prefix("grpc://"))
+    }) else {
+        return client.do_get(ticket).await;
+    };
+    let channel = Endpoint::from_shared(format!("http://{address}"))
+        .map_err(|e| FlightError::ProtocolError(format!("bad endpoint location {address}: {e}")))?
+        .connect_timeout(Duration::from_secs(10))
+        .tcp_nodelay(true)
+        .initial_connection_window_size(RESULT_CONNECTION_WINDOW)
+        .initial_stream_window_size(RESULT_STREAM_WINDOW)
+        .connect()
+        .await
+        .map_err(|e| {
+            FlightError::Tonic(Box::new(tonic::Status::unavailable(format!(
+                "cannot reach the worker at {address} for a result partition: {e}"
+            ))))
+        })?;
+    let mut worker =
+        FlightServiceClient::new(channel).max_decoding_message_size(MAX_RESULT_MESSAGE);
+    let messages = worker
+        .do_get(ticket)
+        .await
+        .map_err(|s| FlightError::Tonic(Box::new(s)))?
+        .into_inner()
+        .map_err(|s| FlightError::Tonic(Box::new(s)));
+    Ok(FlightRecordBatchStream::new_from_flight_data(messages))
+}
+
+/// HTTP/2 windows for result transfers (the 64 KiB default stalls a loopback transfer).
+const RESULT_CONNECTION_WINDOW: u32 = 64 << 20;
+const RESULT_STREAM_WINDOW: u32 = 16 << 20;
+/// Largest result message accepted from a worker.
+const MAX_RESULT_MESSAGE: usize = 64 << 20;

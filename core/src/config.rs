@@ -167,6 +167,11 @@ pub struct ClusterSettings {
     /// compression and moves more bytes: right for fast networks and few cores; `lz4` or
     /// `zstd` for slow links between workers.
     pub shuffle_compression: ShuffleCompression,
+    /// A secret the coordinator and all its workers share (any string; give it by
+    /// `LENDFUSION_CLUSTER__SECRET` rather than in a file): result tickets for
+    /// `server.result_endpoints = "workers"` are signed with it. Without it, workers serve no
+    /// client.
+    pub secret: Option<String>,
 }
 
 /// The codec of the Arrow IPC files workers write between stages and for results.
@@ -218,6 +223,7 @@ impl Default for ClusterSettings {
             min_workers: 1,
             adaptive_planning: false,
             shuffle_compression: ShuffleCompression::None,
+            secret: None,
         }
     }
 }

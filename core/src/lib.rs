@@ -11,6 +11,7 @@ pub mod factors;
 pub mod object_stores;
 pub mod ops;
 pub mod query;
+pub mod results;
 pub mod schema;
 pub mod server_config;
 pub mod session;

@@ -25,6 +25,27 @@ pub struct ServerSettings {
     /// Let clients run statements that write or change the server: `CREATE EXTERNAL TABLE`,
     /// `COPY`, `SET`, DDL, DML. For administrators on a private network only (`--allow-writes`).
     pub allow_writes: bool,
+    /// Where clients fetch a cluster result from: `coordinator` (one endpoint, through this
+    /// port) or `workers` (one endpoint per result partition, at the worker holding it, with
+    /// a ticket the coordinator signs with `cluster.secret`: the bytes take one hop instead
+    /// of two). `workers` needs `cluster.secret` on the coordinator and every worker, clients
+    /// that can reach the workers' data ports, and no TLS on the client port (workers serve
+    /// plain text). Clients that ignore endpoint locations still work: the coordinator
+    /// accepts the same tickets.
+    pub result_endpoints: ResultEndpoints,
+}
+
+/// Where clients fetch a cluster result from.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, schemars::JsonSchema,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum ResultEndpoints {
+    /// Through the coordinator's client port.
+    #[default]
+    Coordinator,
+    /// From each worker's data port, with signed tickets.
+    Workers,
 }
 
 impl Default for ServerSettings {
@@ -37,6 +58,7 @@ impl Default for ServerSettings {
             stall_retries: 2,
             result_ttl_seconds: 600,
             allow_writes: false,
+            result_endpoints: ResultEndpoints::Coordinator,
         }
     }
 }

@@ -241,3 +241,60 @@ async fn the_admin_option_runs_statements_that_write() {
         .expect("direct");
     crate::support::cluster::assert_same_results("view", &direct, &via_view);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn results_come_from_the_workers_with_signed_tickets() {
+    let (root, _) = small_panel().await;
+    let data = root.display().to_string();
+    let cluster = ProcessCluster::start(
+        &data,
+        2,
+        &[
+            ("LENDFUSION_CLUSTER__MIN_WORKERS".into(), "2".into()),
+            (
+                "LENDFUSION_SERVER__RESULT_ENDPOINTS".into(),
+                "workers".into(),
+            ),
+            (
+                "LENDFUSION_CLUSTER__SECRET".into(),
+                "test cluster secret".into(),
+            ),
+        ],
+    );
+    cluster.wait_ready(Duration::from_secs(60)).await;
+    let url = cluster.client_url();
+    let output = tokio::task::spawn_blocking(move || {
+        run_script("worker_endpoints.py", &[&url, TEST_API_KEY, &data])
+    })
+    .await;
+    match output {
+        Ok(out) => eprintln!("{out}"),
+        Err(e) => panic!("{e}\n{}", cluster.logs()),
+    }
+    // Our own client follows the locations too.
+    let batches = cluster
+        .query("SELECT count(*) AS n FROM (SELECT DISTINCT security_id FROM lending)")
+        .await
+        .unwrap_or_else(|e| panic!("{e}\n{}", cluster.logs()));
+    assert_eq!(batches.iter().map(|b| b.num_rows()).sum::<usize>(), 1);
+
+    // Without the shared secret the coordinator refuses to start in this mode.
+    let out = Command::new(lendfusion_bin())
+        .args([
+            "coordinator",
+            "--data",
+            &root.display().to_string(),
+            "--port",
+            "0",
+        ])
+        .env("LENDFUSION_SERVER__RESULT_ENDPOINTS", "workers")
+        .env_remove("LENDFUSION_CLUSTER__SECRET")
+        .env_remove("LENDFUSION_CONFIG")
+        .output()
+        .expect("run coordinator");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && stderr.contains("cluster.secret"),
+        "{stderr}"
+    );
+}

@@ -2,12 +2,13 @@
 //!
 //! A worker registers with the coordinator's scheduler port, receives tasks (serialized
 //! physical plans), runs them with every lendfusion function and our object stores, keeps
-//! its shuffle outputs in its work folder and serves them to the other workers and to clients
-//! over Arrow Flight on its data port. It heartbeats to the coordinator; a worker that stops
+//! its shuffle outputs in its work folder and serves them to the other workers, the
+//! coordinator and (with signed tickets) clients over Arrow Flight on its data port. It heartbeats to the coordinator; a worker that stops
 //! heartbeating is declared lost and its work is recomputed elsewhere.
 
 pub mod engine;
 mod observed;
+pub mod results;
 
 use std::net::TcpListener;
 use std::path::PathBuf;
@@ -23,6 +24,7 @@ use lendfusion_core::cluster::{
 use lendfusion_core::ops::http::{OpsEndpoint, Readiness, get_status, no_refresh};
 use lendfusion_core::ops::lifecycle::{shutdown_signal, start_draining};
 use lendfusion_core::ops::metrics::metrics;
+use lendfusion_core::results::ticket::TicketKey;
 use lendfusion_core::{LendfusionConfig, LendfusionError, OpsSettings};
 
 /// Makes a worker retry (every 500 ms) to reach a coordinator that is not up yet instead of
@@ -124,6 +126,11 @@ impl Worker {
             // (Ballista's pooled shuffle client is private to its own engine; without the
             // pool each shuffle fetch opens its own connection.)
             override_execution_engine: Some(Arc::new(engine::StrictScanEngine::default())),
+            // Ballista's data port, which also serves result partitions to clients holding a
+            // ticket the coordinator signed.
+            override_arrow_flight_service: Some(results::data_port_provider(
+                TicketKey::of_cluster(cluster),
+            )),
             ..Default::default()
         };
         Ok(Self {

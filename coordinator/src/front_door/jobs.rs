@@ -18,13 +18,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use arrow::datatypes::SchemaRef;
-use ballista_core::client::BallistaClient;
 use ballista_core::serde::protobuf::{PartitionLocation, SuccessfulJob, job_status};
 use datafusion::error::DataFusionError;
-use datafusion::execution::SendableRecordBatchStream;
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion::prelude::SessionContext;
-use futures::{Stream, StreamExt, TryStreamExt};
 use lendfusion_core::ServerSettings;
 use lendfusion_core::diagnose::explain_error;
 use lendfusion_core::ops::lifecycle::is_draining;
@@ -35,9 +32,6 @@ use tonic::Status;
 use super::auth::Principal;
 use super::statements::{status_of, status_of_message};
 use crate::Scheduler;
-
-/// Largest gRPC message fetched from a worker.
-const MAX_MESSAGE_SIZE: usize = 64 * 1024 * 1024;
 
 /// A finished query: its result waits on the workers (or, for a statement the coordinator ran
 /// itself, here).
@@ -364,6 +358,11 @@ impl JobRunner {
         }
     }
 
+    /// How long a finished result stays available.
+    pub fn result_ttl_seconds(&self) -> u64 {
+        self.settings.result_ttl_seconds
+    }
+
     /// The finished query under `handle`, if `who` may read it and it has not expired.
     pub fn result(&self, handle: &str, who: &Principal) -> Result<FinishedQuery, Status> {
         let mut results = self.results.lock().unwrap_or_else(|p| p.into_inner());
@@ -378,64 +377,6 @@ impl JobRunner {
             )),
         }
     }
-}
-
-/// The batches of a finished query, fetched partition by partition from the workers.
-pub fn result_stream(
-    query: FinishedQuery,
-) -> impl Stream<Item = Result<arrow::record_batch::RecordBatch, DataFusionError>> + Send {
-    let local = futures::stream::iter(query.local.unwrap_or_default().into_iter().map(Ok));
-    // The next partition's transfer starts while this one streams to the client.
-    let remote = futures::stream::iter(query.partitions)
-        .map(fetch_partition)
-        .buffered(2)
-        .try_flatten();
-    local.chain(remote)
-}
-
-/// HTTP/2 flow-control windows for pulling results from workers (Ballista's own defaults for its
-/// clients): the 64 KiB protocol default stalls a loopback transfer on every window update.
-const RESULT_CONNECTION_WINDOW: u32 = 64 << 20;
-const RESULT_STREAM_WINDOW: u32 = 16 << 20;
-
-async fn fetch_partition(
-    location: PartitionLocation,
-) -> Result<SendableRecordBatchStream, DataFusionError> {
-    let layout = location.layout();
-    let missing = |what: &str| DataFusionError::Internal(format!("result location without {what}"));
-    let executor = location.executor_meta.ok_or_else(|| missing("worker"))?;
-    let partition = location.partition_id.ok_or_else(|| missing("partition"))?;
-    let port = u16::try_from(executor.port).map_err(|_| missing("a valid port"))?;
-    let mut client = BallistaClient::try_new(
-        &executor.host,
-        port,
-        MAX_MESSAGE_SIZE,
-        false,
-        None,
-        3,
-        250,
-        RESULT_CONNECTION_WINDOW,
-        RESULT_STREAM_WINDOW,
-    )
-    .await
-    .map_err(|e| {
-        DataFusionError::Execution(format!(
-            "cannot reach worker {}:{port} for the result: {e}",
-            executor.host
-        ))
-    })?;
-    client
-        .fetch_partition(
-            &executor.id,
-            &partition.into(),
-            location.file_id,
-            layout,
-            // Block transport: the worker sends the file's bytes as written (no decoding and
-            // re-encoding there); they are decoded here once.
-            false,
-        )
-        .await
-        .map_err(|e| DataFusionError::Execution(format!("fetching the result: {e}")))
 }
 
 /// A random handle for a result or prepared statement.

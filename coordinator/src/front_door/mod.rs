@@ -1,15 +1,18 @@
 //! The coordinator's front door: Arrow Flight SQL and lendfusion's Flight commands on the
 //! client port, with authentication, optional TLS and a read-only SQL surface.
 //!
-//! Clients only ever talk to this port. Queries run on the cluster through the scheduler in
-//! this process; results stream from the workers through here, so the workers' data ports and
-//! the scheduler port stay on the cluster's private network.
+//! Clients talk to this port. Queries run on the cluster through the scheduler in this
+//! process; results stream from the workers through here by default, so the workers' data
+//! ports and the scheduler port can stay on the cluster's private network. With
+//! `server.result_endpoints = "workers"` a result's endpoints point at the workers instead,
+//! with tickets signed here (one hop for the bytes; the workers must be reachable).
 
 mod auth;
 mod commands;
 mod gate;
 mod jobs;
 mod metadata;
+mod results;
 mod service;
 mod statements;
 
@@ -21,6 +24,7 @@ use std::time::Duration;
 use arrow_flight::flight_service_server::FlightServiceServer;
 use lendfusion_core::cluster::cluster_session_config;
 use lendfusion_core::ops::metrics::metrics;
+use lendfusion_core::results::ticket::TicketKey;
 use lendfusion_core::{LendfusionConfig, LendfusionError};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -54,6 +58,7 @@ impl FrontDoor {
         listener: tokio::net::TcpListener,
     ) -> Result<Self, LendfusionError> {
         config.server.validate()?;
+        let tickets = TicketKey::for_coordinator(config)?;
         let address = listener
             .local_addr()
             .map_err(|e| LendfusionError::Cluster(format!("client port address: {e}")))?;
@@ -82,6 +87,7 @@ impl FrontDoor {
             runner,
             auth.clone(),
             config.server.allow_writes,
+            tickets,
         )
         .map_err(|e| LendfusionError::Cluster(e.message().to_string()))?;
         let door = Arc::new(service);

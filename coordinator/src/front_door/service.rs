@@ -31,10 +31,17 @@ use tonic::{Request, Response, Status, Streaming};
 
 use super::auth::{Authenticator, Principal};
 use super::commands::{self, ACTIONS};
-use super::jobs::{JobRunner, new_handle, result_stream};
+use super::jobs::{JobRunner, new_handle};
 use super::metadata;
+use super::results::{
+    RESULT_TICKET_TYPE, partition_flight, result_flight, result_stream, worker_endpoints,
+};
 use super::statements::{ensure_read_only, plan_sql, status_of};
 use crate::Scheduler;
+use lendfusion_core::results::ResultPartition;
+use lendfusion_core::results::passthrough::can_pass_through;
+use lendfusion_core::results::ticket::TicketKey;
+use std::time::Duration;
 
 type DoGetStream = <FrontDoorService as FlightService>::DoGetStream;
 
@@ -56,6 +63,9 @@ pub struct FrontDoorService {
     prepared: Mutex<HashMap<String, Prepared>>,
     sql_info: SqlInfoData,
     xdbc_info: XdbcTypeInfoData,
+    /// Signs result tickets for the workers (`server.result_endpoints = "workers"`), and
+    /// checks the ones clients bring here.
+    tickets: Option<TicketKey>,
 }
 
 impl std::fmt::Debug for FrontDoorService {
@@ -72,6 +82,7 @@ impl FrontDoorService {
         runner: JobRunner,
         auth: Arc<Authenticator>,
         allow_writes: bool,
+        tickets: Option<TicketKey>,
     ) -> Result<Self, Status> {
         Ok(Self {
             ctx,
@@ -82,6 +93,7 @@ impl FrontDoorService {
             prepared: Mutex::new(HashMap::new()),
             sql_info: metadata::sql_info()?,
             xdbc_info: metadata::xdbc_type_info()?,
+            tickets,
         })
     }
 
@@ -114,7 +126,22 @@ impl FrontDoorService {
             };
             return flight_info(&schema, ticket.as_any().encode_to_vec(), descriptor);
         }
-        let (schema, handle) = self.run_read(plan, name, who).await?;
+        let (schema, handle) = self.run_read(plan, name, who.clone()).await?;
+        if let Some(key) = &self.tickets {
+            let result = self.runner.result(&handle, &who)?;
+            if can_pass_through(&schema) && !result.partitions.is_empty() {
+                let lifetime = Duration::from_secs(self.runner.result_ttl_seconds());
+                let endpoints = worker_endpoints(&result.partitions, key, lifetime)?;
+                let info = endpoints
+                    .into_iter()
+                    .fold(FlightInfo::new(), FlightInfo::with_endpoint)
+                    .try_with_schema(&schema)
+                    .map_err(|e| Status::internal(format!("cannot encode the schema: {e}")))?
+                    .with_ordered(true)
+                    .with_descriptor(descriptor);
+                return Ok(Response::new(info));
+            }
+        }
         let ticket = TicketStatementQuery {
             statement_handle: handle.into(),
         };
@@ -356,6 +383,30 @@ impl FlightSqlService for FrontDoorService {
         }
     }
 
+    async fn do_get_fallback(
+        &self,
+        _request: Request<Ticket>,
+        message: arrow_flight::sql::Any,
+    ) -> Result<Response<DoGetStream>, Status> {
+        if message.type_url != RESULT_TICKET_TYPE {
+            return Err(Status::invalid_argument(format!(
+                "unknown ticket type {:?}: pass the ticket of a FlightInfo endpoint as it came",
+                message.type_url
+            )));
+        }
+        let key = self.tickets.as_ref().ok_or_else(|| {
+            Status::permission_denied(
+                "this coordinator signs no result tickets (server.result_endpoints is not \
+                 \"workers\")",
+            )
+        })?;
+        let action = key
+            .open(&message.value)
+            .map_err(|e| Status::permission_denied(e.to_string()))?;
+        let partition = ResultPartition::from_action(action).map_err(Status::invalid_argument)?;
+        Ok(Response::new(partition_flight(partition)))
+    }
+
     async fn do_get_statement(
         &self,
         ticket: TicketStatementQuery,
@@ -365,14 +416,7 @@ impl FlightSqlService for FrontDoorService {
         let handle = String::from_utf8(ticket.statement_handle.to_vec())
             .map_err(|_| Status::invalid_argument("bad ticket"))?;
         let result = self.runner.result(&handle, &who)?;
-        let schema = result.schema.clone();
-        let batches =
-            result_stream(result).map_err(|e| FlightError::Tonic(Box::new(status_of(&e))));
-        let stream = FlightDataEncoderBuilder::new()
-            .with_schema(schema)
-            .build(batches)
-            .map_err(Status::from);
-        Ok(Response::new(Box::pin(stream)))
+        Ok(Response::new(result_flight(result)))
     }
 
     async fn get_flight_info_catalogs(

@@ -1,0 +1,218 @@
+//! A finished query's result on its way out: decoded into batches (for the report engine),
+//! or as Flight messages for a client — the workers' files sent as written, through this
+//! process, or signed tickets that let the client fetch each partition from its worker.
+
+use std::time::Duration;
+
+use arrow::error::ArrowError;
+use arrow_flight::flight_service_client::FlightServiceClient;
+use arrow_flight::{FlightData, FlightEndpoint, Ticket};
+use ballista_core::client::BallistaClient;
+use ballista_core::serde::protobuf::PartitionLocation;
+use bytes::Bytes;
+use datafusion::error::DataFusionError;
+use datafusion::execution::SendableRecordBatchStream;
+use futures::stream::BoxStream;
+use futures::{Stream, StreamExt, TryStreamExt};
+use lendfusion_core::results::passthrough::{can_pass_through, ipc_to_flight, schema_message};
+use lendfusion_core::results::ticket::TicketKey;
+use lendfusion_core::results::{BLOCK_TRANSPORT, ResultPartition};
+use prost::Message;
+use tonic::Status;
+
+use arrow_flight::encode::FlightDataEncoderBuilder;
+use arrow_flight::error::FlightError;
+
+use super::jobs::FinishedQuery;
+use super::statements::status_of;
+
+/// Largest gRPC message fetched from a worker (block transport sends 8 MiB blocks).
+const MAX_MESSAGE_SIZE: usize = 64 * 1024 * 1024;
+
+/// The type URL result tickets are wrapped in (Flight SQL tickets are protobuf `Any`s).
+pub const RESULT_TICKET_TYPE: &str = "type.googleapis.com/lendfusion.ResultTicket";
+
+/// The Flight messages of a finished query, the schema first. Results computed here, or with
+/// dictionary columns, are encoded here; a cluster result's files are sent as written.
+pub fn result_flight(query: FinishedQuery) -> BoxStream<'static, Result<FlightData, Status>> {
+    let schema = query.schema.clone();
+    if query.local.is_some() || !can_pass_through(&schema) {
+        let batches = result_stream(query).map_err(|e| FlightError::Tonic(Box::new(status_of(&e))));
+        return FlightDataEncoderBuilder::new()
+            .with_schema(schema)
+            .build(batches)
+            .map_err(Status::from)
+            .boxed();
+    }
+    let first = match schema_message(&schema) {
+        Ok(message) => message,
+        Err(e) => {
+            let status = Status::internal(format!("cannot encode the schema: {e}"));
+            return futures::stream::once(async move { Err(status) }).boxed();
+        }
+    };
+    // The next partition's transfer starts while this one streams to the client.
+    let partitions = futures::stream::iter(query.partitions)
+        .map(move |location| {
+            let schema = schema.clone();
+            async move {
+                let partition = ResultPartition::of(&location).map_err(Status::internal)?;
+                let blocks = fetch_blocks(&partition).await?;
+                Ok::<_, Status>(ipc_to_flight(Some(schema), blocks).map_err(arrow_status))
+            }
+        })
+        .buffered(2)
+        .try_flatten();
+    futures::stream::once(async move { Ok(first) })
+        .chain(partitions)
+        .boxed()
+}
+
+/// The Flight messages of one result partition, for a client holding its signed ticket.
+pub fn partition_flight(
+    partition: ResultPartition,
+) -> BoxStream<'static, Result<FlightData, Status>> {
+    futures::stream::once(async move {
+        let blocks = fetch_blocks(&partition).await?;
+        Ok::<_, Status>(ipc_to_flight(None, blocks).map_err(arrow_status))
+    })
+    .try_flatten()
+    .boxed()
+}
+
+/// One endpoint per result partition, in output order: the ticket signed with `key`, valid for
+/// `lifetime`, and the location of the worker holding the partition.
+pub fn worker_endpoints(
+    partitions: &[PartitionLocation],
+    key: &TicketKey,
+    lifetime: Duration,
+) -> Result<Vec<FlightEndpoint>, Status> {
+    partitions
+        .iter()
+        .map(|location| {
+            let partition = ResultPartition::of(location).map_err(Status::internal)?;
+            let ticket = prost_types_any(key.sign(&partition.action, lifetime));
+            Ok(FlightEndpoint::new()
+                .with_ticket(Ticket::new(ticket))
+                .with_location(format!("grpc+tcp://{}:{}", partition.host, partition.port)))
+        })
+        .collect()
+}
+
+/// `signed` as the protobuf `Any` a Flight SQL ticket is.
+fn prost_types_any(signed: Vec<u8>) -> Vec<u8> {
+    arrow_flight::sql::Any {
+        type_url: RESULT_TICKET_TYPE.into(),
+        value: signed.into(),
+    }
+    .encode_to_vec()
+}
+
+/// The bytes of a result partition's file, as its worker sends them (block transport).
+async fn fetch_blocks(
+    partition: &ResultPartition,
+) -> Result<impl Stream<Item = Result<Bytes, ArrowError>> + Send + Unpin + use<>, Status> {
+    let address = format!("http://{}:{}", partition.host, partition.port);
+    let unreachable = |e: &dyn std::fmt::Display| {
+        Status::unavailable(format!("cannot reach worker {address} for the result: {e}"))
+    };
+    let channel = tonic::transport::Endpoint::from_shared(address.clone())
+        .map_err(|e| unreachable(&e))?
+        .tcp_nodelay(true)
+        .initial_connection_window_size(RESULT_CONNECTION_WINDOW)
+        .initial_stream_window_size(RESULT_STREAM_WINDOW)
+        .connect()
+        .await
+        .map_err(|e| unreachable(&e))?;
+    let mut client = FlightServiceClient::new(channel).max_decoding_message_size(MAX_MESSAGE_SIZE);
+    let action = arrow_flight::Action {
+        r#type: BLOCK_TRANSPORT.into(),
+        body: partition.action.clone().into(),
+    };
+    let blocks = client
+        .do_action(action)
+        .await
+        .map_err(|s| {
+            Status::new(
+                s.code(),
+                format!("fetching the result from {address}: {}", s.message()),
+            )
+        })?
+        .into_inner()
+        .map(|block| {
+            block
+                .map(|b| b.body)
+                .map_err(|s| ArrowError::ExternalError(Box::new(s)))
+        });
+    Ok(blocks)
+}
+
+/// A transfer's error as the client's status: the worker's own status when it sent one
+/// (UNAVAILABLE, NOT_FOUND...), INTERNAL for bytes that do not decode.
+fn arrow_status(error: ArrowError) -> Status {
+    match error {
+        ArrowError::ExternalError(inner) => match inner.downcast::<Status>() {
+            Ok(status) => *status,
+            Err(other) => Status::internal(format!("result transfer: {other}")),
+        },
+        other => Status::internal(format!("result transfer: {other}")),
+    }
+}
+
+/// The batches of a finished query, fetched partition by partition from the workers.
+pub fn result_stream(
+    query: FinishedQuery,
+) -> impl Stream<Item = Result<arrow::record_batch::RecordBatch, DataFusionError>> + Send {
+    let local = futures::stream::iter(query.local.unwrap_or_default().into_iter().map(Ok));
+    // The next partition's transfer starts while this one streams to the client.
+    let remote = futures::stream::iter(query.partitions)
+        .map(fetch_partition)
+        .buffered(2)
+        .try_flatten();
+    local.chain(remote)
+}
+
+/// HTTP/2 flow-control windows for pulling results from workers (Ballista's own defaults for its
+/// clients): the 64 KiB protocol default stalls a loopback transfer on every window update.
+const RESULT_CONNECTION_WINDOW: u32 = 64 << 20;
+const RESULT_STREAM_WINDOW: u32 = 16 << 20;
+
+async fn fetch_partition(
+    location: PartitionLocation,
+) -> Result<SendableRecordBatchStream, DataFusionError> {
+    let layout = location.layout();
+    let missing = |what: &str| DataFusionError::Internal(format!("result location without {what}"));
+    let executor = location.executor_meta.ok_or_else(|| missing("worker"))?;
+    let partition = location.partition_id.ok_or_else(|| missing("partition"))?;
+    let port = u16::try_from(executor.port).map_err(|_| missing("a valid port"))?;
+    let mut client = BallistaClient::try_new(
+        &executor.host,
+        port,
+        MAX_MESSAGE_SIZE,
+        false,
+        None,
+        3,
+        250,
+        RESULT_CONNECTION_WINDOW,
+        RESULT_STREAM_WINDOW,
+    )
+    .await
+    .map_err(|e| {
+        DataFusionError::Execution(format!(
+            "cannot reach worker {}:{port} for the result: {e}",
+            executor.host
+        ))
+    })?;
+    client
+        .fetch_partition(
+            &executor.id,
+            &partition.into(),
+            location.file_id,
+            layout,
+            // Block transport: the worker sends the file's bytes as written (no decoding and
+            // re-encoding there); they are decoded here once.
+            false,
+        )
+        .await
+        .map_err(|e| DataFusionError::Execution(format!("fetching the result: {e}")))
+}

@@ -1,0 +1,207 @@
+//! A worker's data port: Ballista's Flight service for shuffle fetches between nodes, and
+//! result partitions for clients holding a ticket the coordinator signed
+//! (`server.result_endpoints = "workers"`).
+//!
+//! A client's `DoGet` with a result ticket is checked against `cluster.secret`; the partition's
+//! file is then read by Ballista's block transport in this process and sent as written (its
+//! own schema first, then its batches: no decoding, no compression). Every other call goes to
+//! Ballista's service unchanged.
+
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use arrow::error::ArrowError;
+use arrow_flight::flight_service_server::{FlightService, FlightServiceServer};
+use arrow_flight::{
+    Action, ActionType, Criteria, Empty, FlightData, FlightDescriptor, FlightInfo,
+    HandshakeRequest, HandshakeResponse, PollInfo, PutResult, SchemaResult, Ticket,
+};
+use ballista_core::error::BallistaError;
+use ballista_core::utils::{GrpcServerConfig, create_grpc_server};
+use ballista_executor::ArrowFlightServerProvider;
+use ballista_executor::flight_service::BallistaFlightService;
+use ballista_executor::shutdown::Shutdown;
+use futures::{Stream, StreamExt, TryStreamExt};
+use lendfusion_core::results::BLOCK_TRANSPORT;
+use lendfusion_core::results::passthrough::ipc_to_flight;
+use lendfusion_core::results::ticket::TicketKey;
+use prost::Message;
+use tonic::{Request, Response, Status, Streaming};
+
+/// The type URL result tickets are wrapped in (the coordinator's `RESULT_TICKET_TYPE`).
+const RESULT_TICKET_TYPE: &str = "type.googleapis.com/lendfusion.ResultTicket";
+
+/// Largest message the data port receives or sends (Ballista's default).
+const MAX_MESSAGE_SIZE: usize = 16 * 1024 * 1024;
+
+type Boxed<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send + 'static>>;
+
+/// The data port's service.
+#[derive(Clone)]
+pub struct DataPort {
+    ballista: BallistaFlightService,
+    tickets: Option<TicketKey>,
+}
+
+impl std::fmt::Debug for DataPort {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DataPort")
+            .field("serves_clients", &self.tickets.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Ballista's hook for the data port: our service on the address and shutdown it gives.
+pub fn data_port_provider(tickets: Option<TicketKey>) -> Arc<ArrowFlightServerProvider> {
+    Arc::new(
+        move |work_dir: String,
+              address: SocketAddr,
+              mut shutdown: Shutdown,
+              grpc: GrpcServerConfig| {
+            let service = DataPort {
+                ballista: BallistaFlightService::new(work_dir),
+                tickets: tickets.clone(),
+            };
+            tokio::spawn(async move {
+                create_grpc_server(&grpc)
+                    .add_service(
+                        FlightServiceServer::new(service)
+                            .max_decoding_message_size(MAX_MESSAGE_SIZE)
+                            .max_encoding_message_size(MAX_MESSAGE_SIZE),
+                    )
+                    .serve_with_shutdown(address, shutdown.recv())
+                    .await
+                    .map_err(BallistaError::TonicError)
+            })
+        },
+    )
+}
+
+impl DataPort {
+    /// The result partition a client's ticket names, as Flight messages.
+    async fn result_partition(&self, signed: &[u8]) -> Result<Boxed<FlightData>, Status> {
+        let key = self.tickets.as_ref().ok_or_else(|| {
+            Status::permission_denied(
+                "this worker serves no clients: cluster.secret is not set on it",
+            )
+        })?;
+        let action = key
+            .open(signed)
+            .map_err(|e| Status::permission_denied(e.to_string()))?;
+        let request = Request::new(Action {
+            r#type: BLOCK_TRANSPORT.into(),
+            body: action.to_vec().into(),
+        });
+        let blocks = self
+            .ballista
+            .do_action(request)
+            .await?
+            .into_inner()
+            .map(|block| {
+                block
+                    .map(|b| b.body)
+                    .map_err(|s| ArrowError::ExternalError(Box::new(s)))
+            });
+        let messages = ipc_to_flight(None, blocks).map_err(|e| match e {
+            ArrowError::ExternalError(inner) => match inner.downcast::<Status>() {
+                Ok(status) => *status,
+                Err(other) => Status::internal(format!("result transfer: {other}")),
+            },
+            other => Status::internal(format!("result transfer: {other}")),
+        });
+        Ok(Box::pin(messages))
+    }
+}
+
+/// The signed part of a result ticket, if `ticket` is one.
+fn result_ticket(ticket: &[u8]) -> Option<Vec<u8>> {
+    arrow_flight::sql::Any::decode(ticket)
+        .ok()
+        .filter(|any| any.type_url == RESULT_TICKET_TYPE)
+        .map(|any| any.value.to_vec())
+}
+
+#[tonic::async_trait]
+impl FlightService for DataPort {
+    type HandshakeStream = Boxed<HandshakeResponse>;
+    type ListFlightsStream = Boxed<FlightInfo>;
+    type DoGetStream = Boxed<FlightData>;
+    type DoPutStream = Boxed<PutResult>;
+    type DoActionStream = Boxed<arrow_flight::Result>;
+    type ListActionsStream = Boxed<ActionType>;
+    type DoExchangeStream = Boxed<FlightData>;
+
+    async fn do_get(
+        &self,
+        request: Request<Ticket>,
+    ) -> Result<Response<Boxed<FlightData>>, Status> {
+        if let Some(signed) = result_ticket(&request.get_ref().ticket) {
+            return self.result_partition(&signed).await.map(Response::new);
+        }
+        self.ballista.do_get(request).await
+    }
+
+    async fn handshake(
+        &self,
+        request: Request<Streaming<HandshakeRequest>>,
+    ) -> Result<Response<Self::HandshakeStream>, Status> {
+        self.ballista.handshake(request).await
+    }
+
+    async fn list_flights(
+        &self,
+        request: Request<Criteria>,
+    ) -> Result<Response<Self::ListFlightsStream>, Status> {
+        self.ballista.list_flights(request).await
+    }
+
+    async fn get_flight_info(
+        &self,
+        request: Request<FlightDescriptor>,
+    ) -> Result<Response<FlightInfo>, Status> {
+        self.ballista.get_flight_info(request).await
+    }
+
+    async fn poll_flight_info(
+        &self,
+        request: Request<FlightDescriptor>,
+    ) -> Result<Response<PollInfo>, Status> {
+        self.ballista.poll_flight_info(request).await
+    }
+
+    async fn get_schema(
+        &self,
+        request: Request<FlightDescriptor>,
+    ) -> Result<Response<SchemaResult>, Status> {
+        self.ballista.get_schema(request).await
+    }
+
+    async fn do_put(
+        &self,
+        request: Request<Streaming<FlightData>>,
+    ) -> Result<Response<Self::DoPutStream>, Status> {
+        self.ballista.do_put(request).await
+    }
+
+    async fn do_action(
+        &self,
+        request: Request<Action>,
+    ) -> Result<Response<Self::DoActionStream>, Status> {
+        self.ballista.do_action(request).await
+    }
+
+    async fn list_actions(
+        &self,
+        request: Request<Empty>,
+    ) -> Result<Response<Self::ListActionsStream>, Status> {
+        self.ballista.list_actions(request).await
+    }
+
+    async fn do_exchange(
+        &self,
+        request: Request<Streaming<FlightData>>,
+    ) -> Result<Response<Self::DoExchangeStream>, Status> {
+        self.ballista.do_exchange(request).await
+    }
+}
