@@ -23,14 +23,10 @@ use ballista_executor::ArrowFlightServerProvider;
 use ballista_executor::flight_service::BallistaFlightService;
 use ballista_executor::shutdown::Shutdown;
 use futures::{Stream, StreamExt, TryStreamExt};
-use lendfusion_core::results::BLOCK_TRANSPORT;
 use lendfusion_core::results::passthrough::ipc_to_flight;
 use lendfusion_core::results::ticket::TicketKey;
-use prost::Message;
+use lendfusion_core::results::{BLOCK_TRANSPORT, transfer_status, unwrap_ticket};
 use tonic::{Request, Response, Status, Streaming};
-
-/// The type URL result tickets are wrapped in (the coordinator's `RESULT_TICKET_TYPE`).
-const RESULT_TICKET_TYPE: &str = "type.googleapis.com/lendfusion.ResultTicket";
 
 /// Largest message the data port receives or sends (Ballista's default).
 const MAX_MESSAGE_SIZE: usize = 16 * 1024 * 1024;
@@ -103,23 +99,9 @@ impl DataPort {
                     .map(|b| b.body)
                     .map_err(|s| ArrowError::ExternalError(Box::new(s)))
             });
-        let messages = ipc_to_flight(None, blocks).map_err(|e| match e {
-            ArrowError::ExternalError(inner) => match inner.downcast::<Status>() {
-                Ok(status) => *status,
-                Err(other) => Status::internal(format!("result transfer: {other}")),
-            },
-            other => Status::internal(format!("result transfer: {other}")),
-        });
+        let messages = ipc_to_flight(None, blocks).map_err(transfer_status);
         Ok(Box::pin(messages))
     }
-}
-
-/// The signed part of a result ticket, if `ticket` is one.
-fn result_ticket(ticket: &[u8]) -> Option<Vec<u8>> {
-    arrow_flight::sql::Any::decode(ticket)
-        .ok()
-        .filter(|any| any.type_url == RESULT_TICKET_TYPE)
-        .map(|any| any.value.to_vec())
 }
 
 #[tonic::async_trait]
@@ -136,7 +118,7 @@ impl FlightService for DataPort {
         &self,
         request: Request<Ticket>,
     ) -> Result<Response<Boxed<FlightData>>, Status> {
-        if let Some(signed) = result_ticket(&request.get_ref().ticket) {
+        if let Some(signed) = unwrap_ticket(&request.get_ref().ticket) {
             return self.result_partition(&signed).await.map(Response::new);
         }
         self.ballista.do_get(request).await

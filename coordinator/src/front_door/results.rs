@@ -16,8 +16,7 @@ use futures::stream::BoxStream;
 use futures::{Stream, StreamExt, TryStreamExt};
 use lendfusion_core::results::passthrough::{can_pass_through, ipc_to_flight, schema_message};
 use lendfusion_core::results::ticket::TicketKey;
-use lendfusion_core::results::{BLOCK_TRANSPORT, ResultPartition};
-use prost::Message;
+use lendfusion_core::results::{BLOCK_TRANSPORT, ResultPartition, transfer_status, wrap_ticket};
 use tonic::Status;
 
 use arrow_flight::encode::FlightDataEncoderBuilder;
@@ -28,9 +27,6 @@ use super::statements::status_of;
 
 /// Largest gRPC message fetched from a worker (block transport sends 8 MiB blocks).
 const MAX_MESSAGE_SIZE: usize = 64 * 1024 * 1024;
-
-/// The type URL result tickets are wrapped in (Flight SQL tickets are protobuf `Any`s).
-pub const RESULT_TICKET_TYPE: &str = "type.googleapis.com/lendfusion.ResultTicket";
 
 /// The Flight messages of a finished query, the schema first. Results computed here, or with
 /// dictionary columns, are encoded here; a cluster result's files are sent as written.
@@ -58,7 +54,7 @@ pub fn result_flight(query: FinishedQuery) -> BoxStream<'static, Result<FlightDa
             async move {
                 let partition = ResultPartition::of(&location).map_err(Status::internal)?;
                 let blocks = fetch_blocks(&partition).await?;
-                Ok::<_, Status>(ipc_to_flight(Some(schema), blocks).map_err(arrow_status))
+                Ok::<_, Status>(ipc_to_flight(Some(schema), blocks).map_err(transfer_status))
             }
         })
         .buffered(2)
@@ -74,7 +70,7 @@ pub fn partition_flight(
 ) -> BoxStream<'static, Result<FlightData, Status>> {
     futures::stream::once(async move {
         let blocks = fetch_blocks(&partition).await?;
-        Ok::<_, Status>(ipc_to_flight(None, blocks).map_err(arrow_status))
+        Ok::<_, Status>(ipc_to_flight(None, blocks).map_err(transfer_status))
     })
     .try_flatten()
     .boxed()
@@ -91,21 +87,12 @@ pub fn worker_endpoints(
         .iter()
         .map(|location| {
             let partition = ResultPartition::of(location).map_err(Status::internal)?;
-            let ticket = prost_types_any(key.sign(&partition.action, lifetime));
+            let ticket = wrap_ticket(key.sign(&partition.action, lifetime));
             Ok(FlightEndpoint::new()
                 .with_ticket(Ticket::new(ticket))
                 .with_location(format!("grpc+tcp://{}:{}", partition.host, partition.port)))
         })
         .collect()
-}
-
-/// `signed` as the protobuf `Any` a Flight SQL ticket is.
-fn prost_types_any(signed: Vec<u8>) -> Vec<u8> {
-    arrow_flight::sql::Any {
-        type_url: RESULT_TICKET_TYPE.into(),
-        value: signed.into(),
-    }
-    .encode_to_vec()
 }
 
 /// The bytes of a result partition's file, as its worker sends them (block transport).
@@ -145,18 +132,6 @@ async fn fetch_blocks(
                 .map_err(|s| ArrowError::ExternalError(Box::new(s)))
         });
     Ok(blocks)
-}
-
-/// A transfer's error as the client's status: the worker's own status when it sent one
-/// (UNAVAILABLE, NOT_FOUND...), INTERNAL for bytes that do not decode.
-fn arrow_status(error: ArrowError) -> Status {
-    match error {
-        ArrowError::ExternalError(inner) => match inner.downcast::<Status>() {
-            Ok(status) => *status,
-            Err(other) => Status::internal(format!("result transfer: {other}")),
-        },
-        other => Status::internal(format!("result transfer: {other}")),
-    }
 }
 
 /// The batches of a finished query, fetched partition by partition from the workers.

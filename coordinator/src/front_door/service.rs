@@ -33,9 +33,7 @@ use super::auth::{Authenticator, Principal};
 use super::commands::{self, ACTIONS};
 use super::jobs::{JobRunner, new_handle};
 use super::metadata;
-use super::results::{
-    RESULT_TICKET_TYPE, partition_flight, result_flight, result_stream, worker_endpoints,
-};
+use super::results::{partition_flight, result_flight, result_stream, worker_endpoints};
 use super::statements::{ensure_read_only, plan_sql, status_of};
 use crate::Scheduler;
 use lendfusion_core::results::ResultPartition;
@@ -388,7 +386,7 @@ impl FlightSqlService for FrontDoorService {
         _request: Request<Ticket>,
         message: arrow_flight::sql::Any,
     ) -> Result<Response<DoGetStream>, Status> {
-        if message.type_url != RESULT_TICKET_TYPE {
+        if message.type_url != lendfusion_core::results::RESULT_TICKET_TYPE {
             return Err(Status::invalid_argument(format!(
                 "unknown ticket type {:?}: pass the ticket of a FlightInfo endpoint as it came",
                 message.type_url

@@ -15,6 +15,39 @@ use prost::Message;
 /// The name of Ballista's action that streams a shuffle file's bytes as written.
 pub const BLOCK_TRANSPORT: &str = "IO_BLOCK_TRANSPORT";
 
+/// The type URL a signed result ticket is wrapped in (Flight SQL tickets are protobuf `Any`s).
+pub const RESULT_TICKET_TYPE: &str = "type.googleapis.com/lendfusion.ResultTicket";
+
+/// A signed result ticket as the bytes of a Flight ticket.
+pub fn wrap_ticket(signed: Vec<u8>) -> Vec<u8> {
+    arrow_flight::sql::Any {
+        type_url: RESULT_TICKET_TYPE.into(),
+        value: signed.into(),
+    }
+    .encode_to_vec()
+}
+
+/// The signed part of a Flight ticket, if it is a result ticket.
+pub fn unwrap_ticket(ticket: &[u8]) -> Option<Vec<u8>> {
+    arrow_flight::sql::Any::decode(ticket)
+        .ok()
+        .filter(|any| any.type_url == RESULT_TICKET_TYPE)
+        .map(|any| any.value.to_vec())
+}
+
+/// A result transfer's error as the client's status: the worker's own status when it sent one
+/// (UNAVAILABLE, NOT_FOUND...), INTERNAL for bytes that do not decode.
+pub fn transfer_status(error: arrow::error::ArrowError) -> tonic::Status {
+    use arrow::error::ArrowError;
+    match error {
+        ArrowError::ExternalError(inner) => match inner.downcast::<tonic::Status>() {
+            Ok(status) => *status,
+            Err(other) => tonic::Status::internal(format!("result transfer: {other}")),
+        },
+        other => tonic::Status::internal(format!("result transfer: {other}")),
+    }
+}
+
 /// Where one result partition is: the worker's data address and Ballista's fetch action for
 /// it, encoded.
 #[derive(Debug, Clone, PartialEq, Eq)]
