@@ -172,6 +172,25 @@ mod tests {
     }
 
     #[test]
+    fn a_coordinator_signs_only_when_results_come_from_workers_with_a_secret() {
+        use crate::server_config::ResultEndpoints;
+        let mut config = crate::LendfusionConfig::default();
+        config.cluster.secret = Some("s".into());
+        assert!(matches!(TicketKey::for_coordinator(&config), Ok(None)));
+        config.server.result_endpoints = ResultEndpoints::Workers;
+        assert!(matches!(TicketKey::for_coordinator(&config), Ok(Some(_))));
+        config.server.tls_cert = Some("cert.pem".into());
+        config.server.tls_key = Some("key.pem".into());
+        let e = TicketKey::for_coordinator(&config).expect_err("TLS");
+        assert!(e.to_string().contains("TLS"), "{e}");
+        config.server.tls_cert = None;
+        config.server.tls_key = None;
+        config.cluster.secret = Some(String::new());
+        let e = TicketKey::for_coordinator(&config).expect_err("no secret");
+        assert!(e.to_string().contains("cluster.secret"), "{e}");
+    }
+
+    #[test]
     fn tickets_open_only_with_their_key_unaltered_and_in_time() {
         let key = TicketKey::from_secret("s3cret");
         let ticket = key.sign(b"fetch partition 3", Duration::from_secs(60));
