@@ -6,7 +6,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use crate::support::cluster::{ProcessCluster, TEST_API_KEY, lendfusion_bin};
+use crate::support::cluster::{ProcessCluster, TEST_API_KEY, http_get, lendfusion_bin, sample};
 use crate::support::python::run_script;
 use crate::support::small_panel;
 
@@ -271,6 +271,29 @@ async fn results_come_from_the_workers_with_signed_tickets() {
         Ok(out) => eprintln!("{out}"),
         Err(e) => panic!("{e}\n{}", cluster.logs()),
     }
+    // The workers count what they served: the pyarrow pull and ADBC's (at least two copies of
+    // the lending columns; the coordinator's copy of the same tickets is not theirs).
+    let mut served = 0.0;
+    for worker in &cluster.workers {
+        let (status, text) = http_get(worker.ops_port(), "/metrics").await;
+        assert_eq!(status, 200, "{text}");
+        served += sample(&text, "lendfusion_rows_returned_total");
+    }
+    let lending: usize = cluster
+        .query("SELECT count(*) FROM lending")
+        .await
+        .map(|b| {
+            b[0].column(0)
+                .as_any()
+                .downcast_ref::<arrow::array::Int64Array>()
+                .map_or(0, |a| a.value(0) as usize)
+        })
+        .unwrap_or_else(|e| panic!("{e}\n{}", cluster.logs()));
+    assert!(
+        lending > 0 && served >= 2.0 * lending as f64,
+        "{served} rows served, {lending} rows"
+    );
+
     // Our own client follows the locations too.
     let batches = cluster
         .query("SELECT count(*) AS n FROM (SELECT DISTINCT security_id FROM lending)")

@@ -23,6 +23,7 @@ use ballista_executor::ArrowFlightServerProvider;
 use ballista_executor::flight_service::BallistaFlightService;
 use ballista_executor::shutdown::Shutdown;
 use futures::{Stream, StreamExt, TryStreamExt};
+use lendfusion_core::ops::metrics::counted_result_stream;
 use lendfusion_core::results::passthrough::ipc_to_flight;
 use lendfusion_core::results::ticket::TicketKey;
 use lendfusion_core::results::{BLOCK_TRANSPORT, transfer_status, unwrap_ticket};
@@ -100,7 +101,7 @@ impl DataPort {
                     .map_err(|s| ArrowError::ExternalError(Box::new(s)))
             });
         let messages = ipc_to_flight(None, blocks).map_err(transfer_status);
-        Ok(Box::pin(messages))
+        Ok(Box::pin(counted_result_stream(messages)))
     }
 }
 

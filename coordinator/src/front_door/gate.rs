@@ -9,8 +9,7 @@ use arrow_flight::{
     Action, Criteria, Empty, FlightData, FlightDescriptor, FlightInfo, HandshakeRequest, PollInfo,
     SchemaResult, Ticket,
 };
-use futures::TryStreamExt;
-use lendfusion_core::ops::metrics::{hold, metrics};
+use lendfusion_core::ops::metrics::counted_result_stream;
 use tonic::{Request, Response, Status, Streaming};
 
 use super::auth::Authenticator;
@@ -93,14 +92,8 @@ impl FlightService for Gate {
         request: Request<Ticket>,
     ) -> Result<Response<Self::DoGetStream>, Status> {
         let request = self.admit(request)?;
-        let open = hold(&metrics().result_streams);
         let response = self.inner.do_get(request).await?;
-        Ok(response.map(|stream| {
-            Box::pin(stream.inspect_ok(move |data| {
-                let _open = &open;
-                count_returned(data);
-            })) as Self::DoGetStream
-        }))
+        Ok(response.map(|stream| Box::pin(counted_result_stream(stream)) as Self::DoGetStream))
     }
 
     async fn do_put(
@@ -134,16 +127,4 @@ impl FlightService for Gate {
         let request = self.admit(request)?;
         self.inner.list_actions(request).await
     }
-}
-
-/// Count a message of a result stream in the rows and bytes returned to clients.
-fn count_returned(data: &FlightData) {
-    let m = metrics();
-    m.bytes_returned
-        .inc_by((data.data_header.len() + data.data_body.len()) as u64);
-    let rows = arrow::ipc::root_as_message(&data.data_header)
-        .ok()
-        .and_then(|message| message.header_as_record_batch())
-        .map_or(0, |batch| batch.length());
-    m.rows_returned.inc_by(u64::try_from(rows).unwrap_or(0));
 }

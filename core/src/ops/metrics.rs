@@ -274,6 +274,30 @@ impl Drop for Held {
     }
 }
 
+/// A result stream to a client, counted: one open stream while it lives, its rows and bytes
+/// in the rows and bytes returned (the coordinator's client port, and a worker's data port for
+/// results fetched there with signed tickets).
+pub fn counted_result_stream<S, E>(
+    stream: S,
+) -> impl futures::Stream<Item = Result<arrow_flight::FlightData, E>> + Send
+where
+    S: futures::Stream<Item = Result<arrow_flight::FlightData, E>> + Send,
+{
+    use futures::TryStreamExt;
+    let open = hold(&metrics().result_streams);
+    stream.inspect_ok(move |data| {
+        let _open = &open;
+        let m = metrics();
+        m.bytes_returned
+            .inc_by((data.data_header.len() + data.data_body.len()) as u64);
+        let rows = arrow::ipc::root_as_message(&data.data_header)
+            .ok()
+            .and_then(|message| message.header_as_record_batch())
+            .map_or(0, |batch| batch.length());
+        m.rows_returned.inc_by(u64::try_from(rows).unwrap_or(0));
+    })
+}
+
 /// Removes a task's memory pool from the metrics when dropped.
 #[derive(Debug)]
 pub struct PoolGuard {
