@@ -179,19 +179,11 @@ async fn fetch_endpoint(
     }) else {
         return client.do_get(ticket).await;
     };
-    let channel = Endpoint::from_shared(format!("http://{address}"))
-        .map_err(|e| FlightError::ProtocolError(format!("bad endpoint location {address}: {e}")))?
-        .connect_timeout(Duration::from_secs(10))
-        .tcp_nodelay(true)
-        .initial_connection_window_size(RESULT_CONNECTION_WINDOW)
-        .initial_stream_window_size(RESULT_STREAM_WINDOW)
-        .connect()
-        .await
-        .map_err(|e| {
-            FlightError::Tonic(Box::new(tonic::Status::unavailable(format!(
-                "cannot reach the worker at {address} for a result partition: {e}"
-            ))))
-        })?;
+    let channel = data_channel(address).await.map_err(|e| {
+        FlightError::Tonic(Box::new(tonic::Status::unavailable(format!(
+            "cannot reach the worker at {address} for a result partition: {e}"
+        ))))
+    })?;
     let mut worker =
         FlightServiceClient::new(channel).max_decoding_message_size(MAX_RESULT_MESSAGE);
     let messages = worker
@@ -203,8 +195,20 @@ async fn fetch_endpoint(
     Ok(FlightRecordBatchStream::new_from_flight_data(messages))
 }
 
-/// HTTP/2 windows for result transfers (the 64 KiB default stalls a loopback transfer).
+/// A plain-text channel to a worker's data port (`host:port`) for result transfers.
+pub(crate) async fn data_channel(address: &str) -> Result<Channel, tonic::transport::Error> {
+    Endpoint::from_shared(format!("http://{address}"))?
+        .connect_timeout(Duration::from_secs(10))
+        .tcp_nodelay(true)
+        .initial_connection_window_size(RESULT_CONNECTION_WINDOW)
+        .initial_stream_window_size(RESULT_STREAM_WINDOW)
+        .connect()
+        .await
+}
+
+/// HTTP/2 windows for result transfers (the 64 KiB default stalls a loopback transfer on
+/// every window update).
 const RESULT_CONNECTION_WINDOW: u32 = 64 << 20;
 const RESULT_STREAM_WINDOW: u32 = 16 << 20;
-/// Largest result message accepted from a worker.
-const MAX_RESULT_MESSAGE: usize = 64 << 20;
+/// Largest result message accepted from a worker (block transport sends 8 MiB blocks).
+pub(crate) const MAX_RESULT_MESSAGE: usize = 64 << 20;

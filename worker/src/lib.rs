@@ -3,8 +3,9 @@
 //! A worker registers with the coordinator's scheduler port, receives tasks (serialized
 //! physical plans), runs them with every lendfusion function and our object stores, keeps
 //! its shuffle outputs in its work folder and serves them to the other workers, the
-//! coordinator and (with signed tickets) clients over Arrow Flight on its data port. It heartbeats to the coordinator; a worker that stops
-//! heartbeating is declared lost and its work is recomputed elsewhere.
+//! coordinator and (with signed tickets) clients over Arrow Flight on its data port. It
+//! heartbeats to the coordinator; a worker that stops heartbeating is declared lost and its
+//! work is recomputed elsewhere.
 
 pub mod engine;
 mod observed;

@@ -7,11 +7,10 @@ use std::time::Duration;
 use arrow::error::ArrowError;
 use arrow_flight::flight_service_client::FlightServiceClient;
 use arrow_flight::{FlightData, FlightEndpoint, Ticket};
-use ballista_core::client::BallistaClient;
+use ballista_core::client::BlockDataStream;
 use ballista_core::serde::protobuf::PartitionLocation;
 use bytes::Bytes;
 use datafusion::error::DataFusionError;
-use datafusion::execution::SendableRecordBatchStream;
 use futures::stream::BoxStream;
 use futures::{Stream, StreamExt, TryStreamExt};
 use lendfusion_core::results::passthrough::{can_pass_through, ipc_to_flight, schema_message};
@@ -24,9 +23,7 @@ use arrow_flight::error::FlightError;
 
 use super::jobs::FinishedQuery;
 use super::statements::status_of;
-
-/// Largest gRPC message fetched from a worker (block transport sends 8 MiB blocks).
-const MAX_MESSAGE_SIZE: usize = 64 * 1024 * 1024;
+use crate::client::{MAX_RESULT_MESSAGE, data_channel};
 
 /// The Flight messages of a finished query, the schema first. Results computed here, or with
 /// dictionary columns, are encoded here; a cluster result's files are sent as written.
@@ -99,19 +96,12 @@ pub fn worker_endpoints(
 async fn fetch_blocks(
     partition: &ResultPartition,
 ) -> Result<impl Stream<Item = Result<Bytes, ArrowError>> + Send + Unpin + use<>, Status> {
-    let address = format!("http://{}:{}", partition.host, partition.port);
-    let unreachable = |e: &dyn std::fmt::Display| {
+    let address = format!("{}:{}", partition.host, partition.port);
+    let channel = data_channel(&address).await.map_err(|e| {
         Status::unavailable(format!("cannot reach worker {address} for the result: {e}"))
-    };
-    let channel = tonic::transport::Endpoint::from_shared(address.clone())
-        .map_err(|e| unreachable(&e))?
-        .tcp_nodelay(true)
-        .initial_connection_window_size(RESULT_CONNECTION_WINDOW)
-        .initial_stream_window_size(RESULT_STREAM_WINDOW)
-        .connect()
-        .await
-        .map_err(|e| unreachable(&e))?;
-    let mut client = FlightServiceClient::new(channel).max_decoding_message_size(MAX_MESSAGE_SIZE);
+    })?;
+    let mut client =
+        FlightServiceClient::new(channel).max_decoding_message_size(MAX_RESULT_MESSAGE);
     let action = arrow_flight::Action {
         r#type: BLOCK_TRANSPORT.into(),
         body: partition.action.clone().into(),
@@ -134,7 +124,8 @@ async fn fetch_blocks(
     Ok(blocks)
 }
 
-/// The batches of a finished query, fetched partition by partition from the workers.
+/// The batches of a finished query (for the report engine, and results that cannot be sent as
+/// written): the same block transport, decoded here.
 pub fn result_stream(
     query: FinishedQuery,
 ) -> impl Stream<Item = Result<arrow::record_batch::RecordBatch, DataFusionError>> + Send {
@@ -147,47 +138,16 @@ pub fn result_stream(
     local.chain(remote)
 }
 
-/// HTTP/2 flow-control windows for pulling results from workers (Ballista's own defaults for its
-/// clients): the 64 KiB protocol default stalls a loopback transfer on every window update.
-const RESULT_CONNECTION_WINDOW: u32 = 64 << 20;
-const RESULT_STREAM_WINDOW: u32 = 16 << 20;
-
 async fn fetch_partition(
     location: PartitionLocation,
-) -> Result<SendableRecordBatchStream, DataFusionError> {
-    let layout = location.layout();
-    let missing = |what: &str| DataFusionError::Internal(format!("result location without {what}"));
-    let executor = location.executor_meta.ok_or_else(|| missing("worker"))?;
-    let partition = location.partition_id.ok_or_else(|| missing("partition"))?;
-    let port = u16::try_from(executor.port).map_err(|_| missing("a valid port"))?;
-    let mut client = BallistaClient::try_new(
-        &executor.host,
-        port,
-        MAX_MESSAGE_SIZE,
-        false,
-        None,
-        3,
-        250,
-        RESULT_CONNECTION_WINDOW,
-        RESULT_STREAM_WINDOW,
-    )
-    .await
-    .map_err(|e| {
-        DataFusionError::Execution(format!(
-            "cannot reach worker {}:{port} for the result: {e}",
-            executor.host
-        ))
-    })?;
-    client
-        .fetch_partition(
-            &executor.id,
-            &partition.into(),
-            location.file_id,
-            layout,
-            // Block transport: the worker sends the file's bytes as written (no decoding and
-            // re-encoding there); they are decoded here once.
-            false,
-        )
+) -> Result<
+    BlockDataStream<impl Stream<Item = Result<Bytes, DataFusionError>> + Unpin>,
+    DataFusionError,
+> {
+    let partition = ResultPartition::of(&location).map_err(DataFusionError::Internal)?;
+    let blocks = fetch_blocks(&partition)
         .await
-        .map_err(|e| DataFusionError::Execution(format!("fetching the result: {e}")))
+        .map_err(|s| DataFusionError::Execution(s.message().to_string()))?;
+    BlockDataStream::try_new(blocks.map_err(|e| DataFusionError::ArrowError(Box::new(e), None)))
+        .await
 }
