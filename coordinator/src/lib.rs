@@ -24,7 +24,7 @@ use ballista_scheduler::scheduler_process::{create_scheduler, start_grpc_service
 use ballista_scheduler::scheduler_server::SchedulerServer;
 use datafusion_proto::protobuf::{LogicalPlanNode, PhysicalPlanNode};
 use lendfusion_core::cluster::{cluster_session_config, scheduler_session_builder};
-use lendfusion_core::codec::LendfusionLogicalCodec;
+use lendfusion_core::codec::{LendfusionLogicalCodec, LendfusionPhysicalCodec};
 use lendfusion_core::ops::http::{OpsEndpoint, Readiness, Refresh};
 use lendfusion_core::ops::lifecycle::start_draining;
 use lendfusion_core::ops::metrics::metrics;
@@ -83,6 +83,7 @@ impl Coordinator {
             override_config_producer: Some(Arc::new(move || session_config.clone())),
             override_session_builder: Some(session_builder),
             override_logical_codec: Some(Arc::new(LendfusionLogicalCodec::default())),
+            override_physical_codec: Some(Arc::new(LendfusionPhysicalCodec::default())),
             ..Default::default()
         };
         scheduler_config.validate().map_err(cluster_error)?;

@@ -20,7 +20,7 @@ use datafusion::execution::context::{SessionContext, SessionState};
 use datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
 use datafusion::prelude::SessionConfig;
 
-use crate::codec::LendfusionLogicalCodec;
+use crate::codec::{LendfusionLogicalCodec, LendfusionPhysicalCodec};
 use crate::config::LendfusionConfig;
 use crate::error::{LendfusionError, Result};
 use crate::object_stores::LendfusionObjectStores;
@@ -29,7 +29,7 @@ use crate::session::{cores, session_config, session_context_with};
 /// Builds the session of one query on the coordinator from the config the client sent.
 pub type SessionBuilderFn = Arc<dyn Fn(SessionConfig) -> DfResult<SessionState> + Send + Sync>;
 
-/// Our DataFusion config with Ballista's extension and our logical codec: the config every
+/// Our DataFusion config with Ballista's extension and our plan codecs: the config every
 /// cluster role starts from, and that travels with each query.
 pub fn cluster_session_config(config: &LendfusionConfig) -> SessionConfig {
     let partitions = match config.execution.target_partitions {
@@ -40,6 +40,7 @@ pub fn cluster_session_config(config: &LendfusionConfig) -> SessionConfig {
         .with_target_partitions(partitions)
         .upgrade_for_ballista()
         .with_ballista_logical_extension_codec(Arc::new(LendfusionLogicalCodec::default()))
+        .with_ballista_physical_extension_codec(Arc::new(LendfusionPhysicalCodec::default()))
         .set_bool(
             ballista_core::config::BALLISTA_ADAPTIVE_PLANNER_ENABLED,
             config.cluster.adaptive_planning,

@@ -7,11 +7,17 @@
 //! the `lendfusion_functions()` table is rebuilt from the registrations — and hands everything
 //! else to Ballista's codec, which carries Ballista's own nodes and file formats. Every role
 //! must use this codec: [`crate::cluster`] installs it in the config that travels with a query.
+//!
+//! Physical plans travel from the coordinator to the workers. [`LendfusionPhysicalCodec`] adds
+//! our one plan node, the [`ChunkedWindowExec`] (window functions evaluated a run of whole
+//! partitions at a time): it travels as DataFusion's own window message — the window
+//! expressions and PARTITION BY keys, its input encoded as the node's child — and everything
+//! else goes to Ballista's physical codec.
 
 use std::sync::Arc;
 
 use arrow::datatypes::SchemaRef;
-use ballista_core::serde::BallistaLogicalExtensionCodec;
+use ballista_core::serde::{BallistaLogicalExtensionCodec, BallistaPhysicalExtensionCodec};
 use datafusion::catalog::TableProvider;
 use datafusion::common::{DataFusionError, TableReference};
 use datafusion::datasource::MemTable;
@@ -19,7 +25,16 @@ use datafusion::datasource::file_format::FileFormatFactory;
 use datafusion::error::Result;
 use datafusion::execution::TaskContext;
 use datafusion::logical_expr::{AggregateUDF, Extension, LogicalPlan, ScalarUDF, WindowUDF};
+use datafusion::physical_plan::ExecutionPlan;
 use datafusion_proto::logical_plan::LogicalExtensionCodec;
+use datafusion_proto::physical_plan::from_proto::parse_physical_window_expr;
+use datafusion_proto::physical_plan::to_proto::serialize_physical_window_expr;
+use datafusion_proto::physical_plan::{
+    PhysicalExtensionCodec, PhysicalPlanDecodeContext, PhysicalProtoConverterExtension,
+};
+use datafusion_proto::protobuf::WindowAggExecNode;
+use lendfusion_udfs::planning::chunked_window::ChunkedWindowExec;
+use prost::Message;
 use serde::{Deserialize, Serialize};
 use url::Url;
 
@@ -28,6 +43,8 @@ use crate::tables::DatedTable;
 
 /// Marks an encoded [`DatedTable`].
 const DATED_TABLE_TAG: &[u8] = b"lendfusion.dated_table.v1:";
+/// Marks an encoded [`ChunkedWindowExec`].
+const CHUNKED_WINDOW_TAG: &[u8] = b"lendfusion.chunked_window.v1:";
 /// Marks the encoded `lendfusion_functions()` table.
 const FUNCTIONS_TABLE_TAG: &[u8] = b"lendfusion.functions_table.v1";
 
@@ -148,6 +165,78 @@ impl LogicalExtensionCodec for LendfusionLogicalCodec {
     }
 }
 
+/// The physical codec of every lendfusion role; delegates to Ballista's codec.
+#[derive(Debug, Default)]
+pub struct LendfusionPhysicalCodec {
+    inner: BallistaPhysicalExtensionCodec,
+}
+
+impl PhysicalExtensionCodec for LendfusionPhysicalCodec {
+    fn try_decode(
+        &self,
+        buf: &[u8],
+        inputs: &[Arc<dyn ExecutionPlan>],
+        ctx: &TaskContext,
+        proto_converter: &dyn PhysicalProtoConverterExtension,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        let Some(body) = buf.strip_prefix(CHUNKED_WINDOW_TAG) else {
+            return self.inner.try_decode(buf, inputs, ctx, proto_converter);
+        };
+        let [input] = inputs else {
+            return Err(DataFusionError::Internal(format!(
+                "a chunked window has one input, got {}",
+                inputs.len()
+            )));
+        };
+        let node = WindowAggExecNode::decode(body)
+            .map_err(|e| DataFusionError::Internal(format!("undecodable chunked window: {e}")))?;
+        let decode_ctx = PhysicalPlanDecodeContext::new(ctx, self);
+        let schema = input.schema();
+        let window_expr = node
+            .window_expr
+            .iter()
+            .map(|expr| parse_physical_window_expr(expr, &decode_ctx, &schema, proto_converter))
+            .collect::<Result<Vec<_>>>()?;
+        let chunked = ChunkedWindowExec::from_parts(
+            window_expr,
+            Arc::clone(input),
+            !node.partition_keys.is_empty(),
+        )?;
+        Ok(Arc::new(chunked))
+    }
+
+    fn try_encode(
+        &self,
+        node: Arc<dyn ExecutionPlan>,
+        buf: &mut Vec<u8>,
+        proto_converter: &dyn PhysicalProtoConverterExtension,
+    ) -> Result<()> {
+        let Some(chunked) = node.downcast_ref::<ChunkedWindowExec>() else {
+            return self.inner.try_encode(node, buf, proto_converter);
+        };
+        let window_expr = chunked
+            .window_expr()
+            .iter()
+            .map(|expr| serialize_physical_window_expr(expr, self, proto_converter))
+            .collect::<Result<Vec<_>>>()?;
+        let partition_keys = chunked
+            .partition_keys()
+            .iter()
+            .map(|expr| proto_converter.physical_expr_to_proto(expr, self))
+            .collect::<Result<Vec<_>>>()?;
+        let message = WindowAggExecNode {
+            input: None,
+            window_expr,
+            partition_keys,
+            input_order_mode: None,
+        };
+        buf.extend_from_slice(CHUNKED_WINDOW_TAG);
+        message
+            .encode(buf)
+            .map_err(|e| DataFusionError::Internal(format!("encode chunked window: {e}")))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -173,6 +262,65 @@ mod tests {
         assert_eq!(decoded.root(), &root);
         assert_eq!(decoded.layout(), Layout::Day);
         assert_eq!(decoded.schema(), schema);
+    }
+
+    /// A chunked window travels to a worker and runs there to the same rows.
+    #[tokio::test]
+    async fn chunked_windows_round_trip() {
+        use datafusion::execution::SessionStateBuilder;
+        use datafusion::physical_plan::collect;
+        use datafusion_proto::bytes::{
+            physical_plan_from_bytes_with_extension_codec,
+            physical_plan_to_bytes_with_extension_codec,
+        };
+
+        let builder = SessionStateBuilder::new().with_default_features();
+        let mut state = lendfusion_udfs::with_optimizer_rules(builder).build();
+        lendfusion_udfs::register_all(&mut state).expect("functions");
+        let ctx = SessionContext::new_with_state(state);
+        let sql = "SELECT g, t, fwd_return(x, 1) OVER (PARTITION BY g ORDER BY t) AS f, \
+                   cs_rank(x) OVER (PARTITION BY t) AS r \
+                   FROM (VALUES (1, 1, 1.0), (1, 2, 2.0), (2, 1, 4.0), (2, 2, NULL), (1, 3, 3.0)) \
+                   AS v(g, t, x) ORDER BY g, t";
+        let plan = ctx
+            .sql(sql)
+            .await
+            .expect("sql")
+            .create_physical_plan()
+            .await
+            .expect("plan");
+        let shown = datafusion::physical_plan::displayable(plan.as_ref())
+            .indent(false)
+            .to_string();
+        assert_eq!(shown.matches("ChunkedWindowExec").count(), 2, "{shown}");
+
+        let codec = LendfusionPhysicalCodec::default();
+        let bytes =
+            physical_plan_to_bytes_with_extension_codec(plan.clone(), &codec).expect("encode");
+        let decoded =
+            physical_plan_from_bytes_with_extension_codec(&bytes, &ctx.task_ctx(), &codec)
+                .expect("decode");
+        let decoded_shown = datafusion::physical_plan::displayable(decoded.as_ref())
+            .indent(false)
+            .to_string();
+        assert_eq!(decoded_shown, shown);
+        let expected = collect(plan, ctx.task_ctx()).await.expect("run");
+        let actual = collect(decoded, ctx.task_ctx()).await.expect("run decoded");
+        assert_eq!(expected, actual);
+        assert_eq!(expected.iter().map(|b| b.num_rows()).sum::<usize>(), 5);
+
+        let mut garbage = CHUNKED_WINDOW_TAG.to_vec();
+        garbage.extend_from_slice(b"\xff\xff");
+        assert!(
+            codec
+                .try_decode(
+                    &garbage,
+                    &[],
+                    &ctx.task_ctx(),
+                    &datafusion_proto::physical_plan::DefaultPhysicalProtoConverter {}
+                )
+                .is_err()
+        );
     }
 
     #[test]

@@ -74,6 +74,9 @@ pub fn with_optimizer_rules(mut builder: SessionStateBuilder) -> SessionStateBui
     for rule in planning::optimizer_rules() {
         builder = builder.with_optimizer_rule(rule);
     }
+    for rule in planning::physical_optimizer_rules() {
+        builder = builder.with_physical_optimizer_rule(rule);
+    }
     builder
 }
 

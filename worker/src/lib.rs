@@ -123,6 +123,9 @@ impl Worker {
             override_logical_codec: Some(Arc::new(
                 lendfusion_core::codec::LendfusionLogicalCodec::default(),
             )),
+            override_physical_codec: Some(Arc::new(
+                lendfusion_core::codec::LendfusionPhysicalCodec::default(),
+            )),
             // Ballista's engine with the strict file-schema check put back on file scans.
             // (Ballista's pooled shuffle client is private to its own engine; without the
             // pool each shuffle fetch opens its own connection.)

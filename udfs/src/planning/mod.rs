@@ -1,11 +1,13 @@
 //! Plan rewrites that make SQL over our functions faster without changing any result.
 
+pub mod chunked_window;
 pub mod rolling_avg;
 
 use std::sync::Arc;
 
 use datafusion::logical_expr::WindowUDF;
 use datafusion::optimizer::OptimizerRule;
+use datafusion::physical_optimizer::PhysicalOptimizerRule;
 
 /// Window functions the rewrites call (registered on every role, not in the catalog).
 pub fn internal_window_functions() -> Vec<WindowUDF> {
@@ -15,4 +17,9 @@ pub fn internal_window_functions() -> Vec<WindowUDF> {
 /// Logical optimizer rules, run after DataFusion's own.
 pub fn optimizer_rules() -> Vec<Arc<dyn OptimizerRule + Send + Sync>> {
     vec![Arc::new(rolling_avg::RollingAverages)]
+}
+
+/// Physical optimizer rules, run after DataFusion's own.
+pub fn physical_optimizer_rules() -> Vec<Arc<dyn PhysicalOptimizerRule + Send + Sync>> {
+    vec![Arc::new(chunked_window::ChunkWindows)]
 }

@@ -129,3 +129,100 @@ async fn trailing_avg_next_to_our_functions_equals_datafusions_to_the_bit() {
         assert!(!plan.contains("lendfusion_rolling_avg"), "{call}:\n{plan}");
     }
 }
+
+/// Window functions over whole partitions give the same rows, to the bit, whether the
+/// partitions are evaluated all at once (DataFusion's `WindowAggExec`) or a run at a time as
+/// input batches arrive (`ChunkedWindowExec`): batches smaller than a partition, partitions
+/// spanning many batches, NULL and string keys, keys of two columns.
+#[tokio::test]
+async fn chunked_windows_equal_whole_partition_windows() {
+    let mut rng = TestRng::new(11);
+    let batch = table(&mut rng);
+    let rows = batch.num_rows();
+    // Every fifth group gets a NULL key (`o` keeps the original group); the string key `s`
+    // merges groups into partitions that span many batches.
+    let o = batch.column(0).clone();
+    let g = o.as_primitive::<arrow::datatypes::Int64Type>();
+    let nullable_g: Int64Array = (0..rows)
+        .map(|r| (g.value(r) % 5 != 4).then_some(g.value(r)))
+        .collect();
+    let s: arrow::array::StringArray = (0..rows)
+        .map(|r| Some(format!("s{}", g.value(r) % 7)))
+        .collect();
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("g", DataType::Int64, true),
+        Field::new("t", DataType::Int64, false),
+        Field::new("x", DataType::Float64, true),
+        Field::new("s", DataType::Utf8, false),
+        Field::new("o", DataType::Int64, false),
+    ]));
+    let batch = RecordBatch::try_new(
+        schema.clone(),
+        vec![
+            Arc::new(nullable_g),
+            batch.column(1).clone(),
+            batch.column(2).clone(),
+            Arc::new(s),
+            o,
+        ],
+    )
+    .expect("batch");
+    // Input in uneven batches, as files and shuffles deliver it.
+    let mut pieces = vec![];
+    let mut start = 0;
+    while start < rows {
+        let len = (1 + rng.below(97) as usize).min(rows - start);
+        pieces.push(batch.slice(start, len));
+        start += len;
+    }
+
+    let reference = {
+        let mut state = datafusion::execution::SessionStateBuilder::new()
+            .with_config(datafusion::prelude::SessionConfig::new().with_target_partitions(4))
+            .with_default_features()
+            .build();
+        lendfusion_udfs::register_all(&mut state).expect("functions");
+        let ctx = SessionContext::new_with_state(state);
+        let mem = MemTable::try_new(schema.clone(), vec![pieces.clone()]).expect("table");
+        ctx.register_table("w", Arc::new(mem)).expect("register");
+        ctx
+    };
+    let queries = [
+        "fwd_return(x, 3) OVER (PARTITION BY g ORDER BY t, o)",
+        "ts_zscore(x, 5) OVER (PARTITION BY g ORDER BY t, o)",
+        "si_surprise(x, 4) OVER (PARTITION BY s ORDER BY t, o)",
+        "cs_rank(x) OVER (PARTITION BY g)",
+        "cs_normal_rank(x) OVER (PARTITION BY s, g)",
+        // Least squares sums in row order: the order is fixed so that the bits compare.
+        "fm_residual(x, CAST(t AS DOUBLE)) OVER (PARTITION BY s, g ORDER BY t, o)",
+    ];
+    for batch_size in [1, 7, 64, 8192] {
+        let ctx = {
+            let builder = datafusion::execution::SessionStateBuilder::new()
+                .with_config(
+                    datafusion::prelude::SessionConfig::new()
+                        .with_target_partitions(4)
+                        .with_batch_size(batch_size),
+                )
+                .with_default_features();
+            let mut state = lendfusion_udfs::with_optimizer_rules(builder).build();
+            lendfusion_udfs::register_all(&mut state).expect("functions");
+            SessionContext::new_with_state(state)
+        };
+        let mem = MemTable::try_new(schema.clone(), vec![pieces.clone()]).expect("table");
+        ctx.register_table("w", Arc::new(mem)).expect("register");
+        for call in queries {
+            let sql = format!("SELECT {call} AS a FROM w ORDER BY o, t");
+            let (expected, plain_plan) = column(&reference, &sql).await;
+            let (actual, chunked_plan) = column(&ctx, &sql).await;
+            assert!(!plain_plan.contains("ChunkedWindowExec"), "{plain_plan}");
+            assert!(
+                chunked_plan.contains("ChunkedWindowExec"),
+                "{call}:\n{chunked_plan}"
+            );
+            assert_eq!(expected.len(), rows);
+            let first_difference = expected.iter().zip(&actual).position(|(e, a)| e != a);
+            assert_eq!(first_difference, None, "{call}, batch size {batch_size}");
+        }
+    }
+}
