@@ -8,19 +8,21 @@
 //!
 //! Its input is sorted on the PARTITION BY keys, so each window partition is a contiguous run
 //! of rows and the functions see one partition at a time. [`ChunkedWindowExec`] evaluates the
-//! same window expressions the same way, but as soon as it holds a batch's worth of rows it
-//! computes every partition that is complete and emits them, keeping only the partition that
-//! may continue in the next input batch. Each partition is evaluated exactly as
-//! `WindowAggExec` evaluates it (same expressions, same slice of rows), so the results are
-//! identical; memory is bounded by a batch plus the longest partition, and batches downstream
-//! have the normal size. [`ChunkWindows`] puts it in place of every `WindowAggExec` that has
+//! same window expressions the same way, but as each input batch arrives it computes the
+//! partitions the batch completes and emits them — the batch's own rows passed on without a
+//! copy — carrying only the partition that may continue in the next batch. Each partition is
+//! evaluated exactly as `WindowAggExec` evaluates it (same expressions, same slice of rows), so
+//! the results are identical; memory is bounded by a batch plus the longest partition, and
+//! batches downstream have the input's size. [`ChunkWindows`] puts it in place of every `WindowAggExec` that has
 //! PARTITION BY keys (without keys the whole input is one partition and nothing changes).
 
+use std::collections::VecDeque;
+use std::ops::Range;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 
-use arrow::array::ArrayRef;
+use arrow::array::{Array, ArrayRef};
 use arrow::compute::{concat, concat_batches};
 use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
@@ -183,16 +185,14 @@ impl ExecutionPlan for ChunkedWindowExec {
         partition: usize,
         context: Arc<TaskContext>,
     ) -> Result<SendableRecordBatchStream> {
-        let chunk_rows = context.session_config().batch_size().max(1);
         let input = self.window.input().execute(partition, context)?;
         Ok(Box::pin(ChunkedWindowStream {
             schema: self.schema(),
             input,
             window_expr: self.window_expr().to_vec(),
             partition_keys: self.window.partition_by_sort_keys()?,
-            pending: vec![],
-            pending_rows: 0,
-            chunk_rows,
+            carry: vec![],
+            ready: VecDeque::new(),
             metrics: BaselineMetrics::new(&self.metrics, partition),
             finished: false,
         }))
@@ -203,55 +203,53 @@ impl ExecutionPlan for ChunkedWindowExec {
     }
 }
 
-/// Buffers input batches until it holds `chunk_rows` rows, then emits every complete partition.
+/// Evaluates each input batch's complete partitions as the batch arrives.
+///
+/// The rows of the batch's complete partitions are passed on as they are (a slice of the
+/// batch, no copy), with the window columns appended. The batch's last partition may continue
+/// in the next batch, so its rows are carried; a carried partition is concatenated once it is
+/// complete and evaluated on its own.
 struct ChunkedWindowStream {
     schema: SchemaRef,
     input: SendableRecordBatchStream,
     window_expr: Vec<Arc<dyn WindowExpr>>,
     partition_keys: Vec<PhysicalSortExpr>,
-    pending: Vec<RecordBatch>,
-    pending_rows: usize,
-    chunk_rows: usize,
+    /// The rows of the partition that may continue in the next input batch.
+    carry: Vec<RecordBatch>,
+    /// Output ready to be sent.
+    ready: VecDeque<RecordBatch>,
     metrics: BaselineMetrics,
     finished: bool,
 }
 
 impl ChunkedWindowStream {
-    /// Evaluate the complete partitions held (all of them at the end of the input).
-    fn emit(&mut self, end_of_input: bool) -> Result<Option<RecordBatch>> {
-        let _timer = self.metrics.elapsed_compute().timer();
-        let batch = match self.pending.len() {
-            0 => return Ok(None),
-            1 => self.pending.pop().unwrap_or_else(|| unreachable!()),
-            _ => concat_batches(&self.pending[0].schema(), &self.pending)?,
-        };
-        self.pending.clear();
-        self.pending_rows = 0;
+    /// Where the partitions of `batch` begin and end.
+    fn partitions(&self, batch: &RecordBatch) -> Result<Vec<Range<usize>>> {
         let keys = self
             .partition_keys
             .iter()
-            .map(|key| key.evaluate_to_sort_column(&batch))
+            .map(|key| key.evaluate_to_sort_column(batch))
             .collect::<Result<Vec<_>>>()?;
-        let mut ranges = evaluate_partition_ranges(batch.num_rows(), &keys)?;
-        if !end_of_input {
-            // The last partition may go on in the next input batch: keep it.
-            let Some(last) = ranges.pop() else {
-                return Ok(None);
-            };
-            if last.start == 0 {
-                self.pending_rows = batch.num_rows();
-                self.pending.push(batch);
-                return Ok(None);
-            }
-            self.pending_rows = last.len();
-            self.pending.push(batch.slice(last.start, last.len()));
-        }
-        let Some(done) = ranges.last().map(|r| r.end) else {
-            return Ok(None);
+        evaluate_partition_ranges(batch.num_rows(), &keys)
+    }
+
+    /// Whether the first row of `batch` belongs to the carried partition.
+    fn continues_carry(&self, batch: &RecordBatch) -> Result<bool> {
+        let Some(last) = self.carry.last() else {
+            return Ok(false);
         };
-        let mut per_partition: Vec<Vec<ArrayRef>> = Vec::with_capacity(ranges.len());
-        for range in &ranges {
-            let slice = batch.slice(range.start, range.len());
+        let pair = concat_batches(
+            &batch.schema(),
+            &[last.slice(last.num_rows() - 1, 1), batch.slice(0, 1)],
+        )?;
+        Ok(self.partitions(&pair)?.len() == 1)
+    }
+
+    /// `rows` with the window columns of its `partitions` (which cover it) appended.
+    fn evaluate(&self, rows: &RecordBatch, partitions: &[Range<usize>]) -> Result<RecordBatch> {
+        let mut per_partition: Vec<Vec<ArrayRef>> = Vec::with_capacity(partitions.len());
+        for range in partitions {
+            let slice = rows.slice(range.start, range.len());
             per_partition.push(
                 self.window_expr
                     .iter()
@@ -259,40 +257,90 @@ impl ChunkedWindowStream {
                     .collect::<Result<_>>()?,
             );
         }
-        let mut columns = batch.slice(0, done).columns().to_vec();
+        let mut columns = rows.columns().to_vec();
         for i in 0..self.window_expr.len() {
-            let parts: Vec<&dyn arrow::array::Array> =
-                per_partition.iter().map(|p| p[i].as_ref()).collect();
-            columns.push(concat(&parts)?);
+            let parts: Vec<&dyn Array> = per_partition.iter().map(|p| p[i].as_ref()).collect();
+            columns.push(if parts.len() == 1 {
+                Arc::clone(&per_partition[0][i])
+            } else {
+                concat(&parts)?
+            });
         }
-        Ok(Some(RecordBatch::try_new(
-            Arc::clone(&self.schema),
-            columns,
-        )?))
+        Ok(RecordBatch::try_new(Arc::clone(&self.schema), columns)?)
+    }
+
+    /// Evaluate the carried partition, which is complete.
+    fn flush_carry(&mut self) -> Result<()> {
+        if self.carry.is_empty() {
+            return Ok(());
+        }
+        let rows = concat_batches(&self.carry[0].schema(), &self.carry)?;
+        self.carry.clear();
+        let whole = Range {
+            start: 0,
+            end: rows.num_rows(),
+        };
+        let out = self.evaluate(&rows, std::slice::from_ref(&whole))?;
+        self.ready.push_back(out);
+        Ok(())
+    }
+
+    /// Take one input batch: queue the output of every partition it completes.
+    fn push(&mut self, batch: RecordBatch) -> Result<()> {
+        let elapsed = self.metrics.elapsed_compute().clone();
+        let _timer = elapsed.timer();
+        let ranges = self.partitions(&batch)?;
+        let mut start = 0;
+        if self.continues_carry(&batch)? {
+            if ranges.len() == 1 {
+                self.carry.push(batch);
+                return Ok(());
+            }
+            start = ranges[0].end;
+            self.carry.push(batch.slice(0, start));
+        }
+        self.flush_carry()?;
+        let Some(open) = ranges.last().cloned() else {
+            return Ok(());
+        };
+        if open.start > start {
+            let complete: Vec<Range<usize>> = ranges
+                .iter()
+                .filter(|r| r.start >= start && r.end <= open.start)
+                .map(|r| r.start - start..r.end - start)
+                .collect();
+            let rows = batch.slice(start, open.start - start);
+            let out = self.evaluate(&rows, &complete)?;
+            self.ready.push_back(out);
+        }
+        self.carry.push(batch.slice(open.start, open.len()));
+        Ok(())
     }
 
     fn poll_inner(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<RecordBatch>>> {
-        if self.finished {
-            return Poll::Ready(None);
-        }
         loop {
+            if let Some(out) = self.ready.pop_front() {
+                return Poll::Ready(Some(Ok(out)));
+            }
+            if self.finished {
+                return Poll::Ready(None);
+            }
             match ready!(self.input.poll_next_unpin(cx)) {
                 Some(Ok(batch)) => {
-                    if batch.num_rows() == 0 {
-                        continue;
-                    }
-                    self.pending_rows += batch.num_rows();
-                    self.pending.push(batch);
-                    if self.pending_rows >= self.chunk_rows
-                        && let Some(out) = self.emit(false).transpose()
+                    if batch.num_rows() > 0
+                        && let Err(e) = self.push(batch)
                     {
-                        return Poll::Ready(Some(out));
+                        return Poll::Ready(Some(Err(e)));
                     }
                 }
                 Some(Err(e)) => return Poll::Ready(Some(Err(e))),
                 None => {
                     self.finished = true;
-                    return Poll::Ready(self.emit(true).transpose());
+                    let elapsed = self.metrics.elapsed_compute().clone();
+                    let _timer = elapsed.timer();
+                    if let Err(e) = self.flush_carry() {
+                        return Poll::Ready(Some(Err(e)));
+                    }
                 }
             }
         }
