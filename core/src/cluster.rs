@@ -49,7 +49,16 @@ pub fn cluster_session_config(config: &LendfusionConfig) -> SessionConfig {
             ballista_core::config::BALLISTA_SHUFFLE_COMPRESSION_CODEC,
             config.cluster.shuffle_compression.ballista_codec(),
         )
+        // Workers sort under a bounded memory pool: DataFusion's spilling merge, not the
+        // embedded in-place sort (crate::session::SORT_IN_PLACE_BYTES).
+        .set_usize(
+            crate::session::SORT_IN_PLACE_KEY,
+            DATAFUSION_SORT_IN_PLACE_BYTES,
+        )
 }
+
+/// DataFusion's own `sort_in_place_threshold_bytes`.
+const DATAFUSION_SORT_IN_PLACE_BYTES: usize = 1024 * 1024;
 
 /// The coordinator's session builder. The catalog (tables under the dataset root, views) is
 /// resolved once, here; every query's session shares it and takes its settings from the
@@ -241,6 +250,25 @@ mod tests {
         assert!(scheduler_url("localhost").is_err());
         assert!(scheduler_url("http://:5").is_err());
         assert!(scheduler_url("host:notaport").is_err());
+    }
+
+    /// Embedded sorts run in place (unbounded pool); the cluster's keep DataFusion's merge.
+    #[test]
+    fn sorts_in_place_only_embedded() {
+        let config = LendfusionConfig::default();
+        let sort_in_place = |c: &SessionConfig| c.options().execution.sort_in_place_threshold_bytes;
+        assert_eq!(
+            sort_in_place(&session_config(&config)),
+            crate::session::SORT_IN_PLACE_BYTES
+        );
+        assert_eq!(
+            sort_in_place(&cluster_session_config(&config)),
+            DATAFUSION_SORT_IN_PLACE_BYTES
+        );
+        assert_eq!(
+            sort_in_place(&SessionConfig::new()),
+            DATAFUSION_SORT_IN_PLACE_BYTES
+        );
     }
 
     #[tokio::test]

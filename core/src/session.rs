@@ -49,13 +49,27 @@ pub fn session_config(config: &LendfusionConfig) -> SessionConfig {
         .with_collect_statistics(false)
         .with_information_schema(true)
         .with_batch_size(config.execution.batch_size.max(1))
-        .with_option_extension(options);
+        .with_option_extension(options)
+        .set_usize(SORT_IN_PLACE_KEY, SORT_IN_PLACE_BYTES);
     let partitions = match config.execution.target_partitions {
         0 => PARTITIONS_PER_CORE * cores(),
         n => n,
     };
     session.with_target_partitions(partitions)
 }
+
+/// DataFusion's setting for the size below which a sort concatenates its input and sorts it
+/// in one piece.
+pub const SORT_IN_PLACE_KEY: &str = "datafusion.execution.sort_in_place_threshold_bytes";
+
+/// Embedded queries sort a partition in one piece up to 1 GiB. DataFusion's default (1 MiB)
+/// sorts each input batch and merges the runs, which costs a merge with a fan-in of hundreds
+/// on a panel partition; sorting the partition at once took the factor-panel job's sorts from
+/// 0.37-0.59 s to 0.13-0.20 s each and its peak memory down 15 % (4×), and the 16× job from
+/// 21.3-21.5 s to 19.5-19.9 s. The concatenation needs the partition twice for a moment,
+/// outside DataFusion's memory accounting, so the cluster, whose workers run under a bounded
+/// pool, keeps DataFusion's default (see `cluster::cluster_session_config`).
+pub const SORT_IN_PLACE_BYTES: usize = 1 << 30;
 
 /// Partitions per core of an embedded query when the config leaves the count to us. Window
 /// operators buffer a whole partition (a date's cross-section, a security's history) before
