@@ -36,7 +36,7 @@ pub fn cluster_session_config(config: &LendfusionConfig) -> SessionConfig {
         0 => cores(),
         n => n,
     };
-    session_config(config)
+    let mut session = session_config(config)
         .with_target_partitions(partitions)
         .upgrade_for_ballista()
         .with_ballista_logical_extension_codec(Arc::new(LendfusionLogicalCodec::default()))
@@ -48,13 +48,14 @@ pub fn cluster_session_config(config: &LendfusionConfig) -> SessionConfig {
         .set_str(
             ballista_core::config::BALLISTA_SHUFFLE_COMPRESSION_CODEC,
             config.cluster.shuffle_compression.ballista_codec(),
-        )
-        // Workers sort under a bounded memory pool: DataFusion's spilling merge, not the
-        // embedded in-place sort (crate::session::SORT_IN_PLACE_BYTES).
-        .set_usize(
-            crate::session::SORT_IN_PLACE_KEY,
-            DATAFUSION_SORT_IN_PLACE_BYTES,
-        )
+        );
+    // Workers sort under a bounded memory pool: DataFusion's spilling merge, not the embedded
+    // in-place sort (crate::session::SORT_IN_PLACE_BYTES).
+    session
+        .options_mut()
+        .execution
+        .sort_in_place_threshold_bytes = DATAFUSION_SORT_IN_PLACE_BYTES;
+    session
 }
 
 /// DataFusion's own `sort_in_place_threshold_bytes`.

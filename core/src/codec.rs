@@ -267,17 +267,16 @@ mod tests {
     /// A chunked window travels to a worker and runs there to the same rows.
     #[tokio::test]
     async fn chunked_windows_round_trip() {
-        use datafusion::execution::SessionStateBuilder;
         use datafusion::physical_plan::collect;
         use datafusion_proto::bytes::{
             physical_plan_from_bytes_with_extension_codec,
             physical_plan_to_bytes_with_extension_codec,
         };
 
-        let builder = SessionStateBuilder::new().with_default_features();
-        let mut state = lendfusion_udfs::with_optimizer_rules(builder).build();
-        lendfusion_udfs::register_all(&mut state).expect("functions");
-        let ctx = SessionContext::new_with_state(state);
+        let config = crate::config::LendfusionConfig::default();
+        let ctx = crate::session::session_context(&config)
+            .await
+            .expect("session");
         let sql = "SELECT g, t, fwd_return(x, 1) OVER (PARTITION BY g ORDER BY t) AS f, \
                    cs_rank(x) OVER (PARTITION BY t) AS r \
                    FROM (VALUES (1, 1, 1.0), (1, 2, 2.0), (2, 1, 4.0), (2, 2, NULL), (1, 3, 3.0)) \

@@ -45,12 +45,15 @@ pub fn session_config(config: &LendfusionConfig) -> SessionConfig {
     // NULL" — a silent wrong answer where reading the file reports it (see strict_adapter).
     // Statistics are also cached per table on a long-running coordinator, so they could go
     // stale when files are replaced. Row groups are still pruned from footers at read time.
-    let session = SessionConfig::new()
+    let mut session = SessionConfig::new()
         .with_collect_statistics(false)
         .with_information_schema(true)
         .with_batch_size(config.execution.batch_size.max(1))
-        .with_option_extension(options)
-        .set_usize(SORT_IN_PLACE_KEY, SORT_IN_PLACE_BYTES);
+        .with_option_extension(options);
+    session
+        .options_mut()
+        .execution
+        .sort_in_place_threshold_bytes = SORT_IN_PLACE_BYTES;
     let partitions = match config.execution.target_partitions {
         0 => PARTITIONS_PER_CORE * cores(),
         n => n,
@@ -58,11 +61,8 @@ pub fn session_config(config: &LendfusionConfig) -> SessionConfig {
     session.with_target_partitions(partitions)
 }
 
-/// DataFusion's setting for the size below which a sort concatenates its input and sorts it
-/// in one piece.
-pub const SORT_IN_PLACE_KEY: &str = "datafusion.execution.sort_in_place_threshold_bytes";
-
-/// Embedded queries sort a partition in one piece up to 1 GiB. DataFusion's default (1 MiB)
+/// Embedded queries sort a partition in one piece up to 1 GiB
+/// (`datafusion.execution.sort_in_place_threshold_bytes`). DataFusion's default (1 MiB)
 /// sorts each input batch and merges the runs, which costs a merge with a fan-in of hundreds
 /// on a panel partition; sorting the partition at once took the factor-panel job's sorts from
 /// 0.37-0.59 s to 0.13-0.20 s each and its peak memory down 15 % (4×), and the 16× job from

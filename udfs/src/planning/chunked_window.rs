@@ -13,8 +13,9 @@
 //! copy — carrying only the partition that may continue in the next batch. Each partition is
 //! evaluated exactly as `WindowAggExec` evaluates it (same expressions, same slice of rows), so
 //! the results are identical; memory is bounded by a batch plus the longest partition, and
-//! batches downstream have the input's size. [`ChunkWindows`] puts it in place of every `WindowAggExec` that has
-//! PARTITION BY keys (without keys the whole input is one partition and nothing changes).
+//! batches downstream have the input's size. [`ChunkWindows`] puts it in place of every
+//! `WindowAggExec` that has PARTITION BY keys (without keys the whole input is one partition
+//! and nothing changes).
 
 use std::collections::VecDeque;
 use std::ops::Range;
@@ -90,11 +91,6 @@ impl ChunkedWindowExec {
     /// The window expressions, all over the same PARTITION BY keys.
     pub fn window_expr(&self) -> &[Arc<dyn WindowExpr>] {
         self.window.window_expr()
-    }
-
-    /// The input, sorted on the PARTITION BY keys.
-    pub fn input(&self) -> &Arc<dyn ExecutionPlan> {
-        self.window.input()
     }
 
     /// The keys the input is hash-partitioned on (none when it is one partition).

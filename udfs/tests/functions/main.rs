@@ -12,10 +12,19 @@ use datafusion::prelude::{SessionConfig, SessionContext};
 
 /// A DataFusion session with every lendfusion function.
 pub fn new_ctx() -> Result<SessionContext, DataFusionError> {
-    let builder = SessionStateBuilder::new()
-        .with_config(SessionConfig::new().with_target_partitions(4))
+    ctx_with(SessionConfig::new().with_target_partitions(4), true)
+}
+
+/// A session with every lendfusion function under `config`, with or without our plan
+/// rewrites (without: DataFusion's own plans, the reference the rewrites are checked against).
+pub fn ctx_with(config: SessionConfig, rewrites: bool) -> Result<SessionContext, DataFusionError> {
+    let mut builder = SessionStateBuilder::new()
+        .with_config(config)
         .with_default_features();
-    let mut state = lendfusion_udfs::with_optimizer_rules(builder).build();
+    if rewrites {
+        builder = lendfusion_udfs::with_optimizer_rules(builder);
+    }
+    let mut state = builder.build();
     lendfusion_udfs::register_all(&mut state)?;
     Ok(SessionContext::new_with_state(state))
 }

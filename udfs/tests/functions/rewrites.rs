@@ -6,9 +6,9 @@ use std::sync::Arc;
 use arrow::array::{Array, AsArray, Float64Array, Int64Array, RecordBatch};
 use arrow::datatypes::{DataType, Field, Float64Type, Schema};
 use datafusion::datasource::MemTable;
-use datafusion::prelude::SessionContext;
+use datafusion::prelude::{SessionConfig, SessionContext};
 
-use crate::{TestRng, new_ctx};
+use crate::{TestRng, ctx_with, new_ctx};
 
 /// Partitions of 0..120 rows; values with NULLs, NaN, infinities, signed zeros, huge and tiny
 /// magnitudes (where summation order shows in the last bits).
@@ -177,12 +177,7 @@ async fn chunked_windows_equal_whole_partition_windows() {
     }
 
     let reference = {
-        let mut state = datafusion::execution::SessionStateBuilder::new()
-            .with_config(datafusion::prelude::SessionConfig::new().with_target_partitions(4))
-            .with_default_features()
-            .build();
-        lendfusion_udfs::register_all(&mut state).expect("functions");
-        let ctx = SessionContext::new_with_state(state);
+        let ctx = ctx_with(SessionConfig::new().with_target_partitions(4), false).expect("session");
         let mem = MemTable::try_new(schema.clone(), vec![pieces.clone()]).expect("table");
         ctx.register_table("w", Arc::new(mem)).expect("register");
         ctx
@@ -197,18 +192,10 @@ async fn chunked_windows_equal_whole_partition_windows() {
         "fm_residual(x, CAST(t AS DOUBLE)) OVER (PARTITION BY s, g ORDER BY t, o)",
     ];
     for batch_size in [1, 7, 64, 8192] {
-        let ctx = {
-            let builder = datafusion::execution::SessionStateBuilder::new()
-                .with_config(
-                    datafusion::prelude::SessionConfig::new()
-                        .with_target_partitions(4)
-                        .with_batch_size(batch_size),
-                )
-                .with_default_features();
-            let mut state = lendfusion_udfs::with_optimizer_rules(builder).build();
-            lendfusion_udfs::register_all(&mut state).expect("functions");
-            SessionContext::new_with_state(state)
-        };
+        let config = SessionConfig::new()
+            .with_target_partitions(4)
+            .with_batch_size(batch_size);
+        let ctx = ctx_with(config, true).expect("session");
         let mem = MemTable::try_new(schema.clone(), vec![pieces.clone()]).expect("table");
         ctx.register_table("w", Arc::new(mem)).expect("register");
         for call in queries {
