@@ -254,9 +254,35 @@ mod tests {
     }
 
     /// Embedded sorts run in place (unbounded pool); the cluster's keep DataFusion's merge.
-    #[test]
-    fn sorts_in_place_only_embedded() {
+    #[tokio::test]
+    async fn sorts_in_place_and_by_keys_only_embedded() {
         let config = LendfusionConfig::default();
+        // Embedded plans sort by packed keys; the cluster's keep DataFusion's spilling sort.
+        let sort_plan = |session: SessionConfig| {
+            let config = config.clone();
+            async move {
+                let ctx = crate::session::session_context_with(&config, session)
+                    .await
+                    .expect("session");
+                let plan = ctx
+                    .sql("SELECT x FROM (VALUES (2), (1)) AS v(x) ORDER BY x")
+                    .await
+                    .expect("sql")
+                    .create_physical_plan()
+                    .await
+                    .expect("plan");
+                datafusion::physical_plan::displayable(plan.as_ref())
+                    .indent(false)
+                    .to_string()
+            }
+        };
+        let embedded = sort_plan(session_config(&config)).await;
+        assert!(embedded.contains("KeySortExec"), "{embedded}");
+        let cluster = sort_plan(cluster_session_config(&config)).await;
+        assert!(
+            cluster.contains("SortExec") && !cluster.contains("KeySortExec"),
+            "{cluster}"
+        );
         let sort_in_place = |c: &SessionConfig| c.options().execution.sort_in_place_threshold_bytes;
         assert_eq!(
             sort_in_place(&session_config(&config)),

@@ -273,10 +273,14 @@ mod tests {
             physical_plan_to_bytes_with_extension_codec,
         };
 
+        // Plans travel in a cluster: plan them as the coordinator does.
         let config = crate::config::LendfusionConfig::default();
-        let ctx = crate::session::session_context(&config)
-            .await
-            .expect("session");
+        let ctx = crate::session::session_context_with(
+            &config,
+            crate::cluster::cluster_session_config(&config),
+        )
+        .await
+        .expect("session");
         let sql = "SELECT g, t, fwd_return(x, 1) OVER (PARTITION BY g ORDER BY t) AS f, \
                    cs_rank(x) OVER (PARTITION BY t) AS r \
                    FROM (VALUES (1, 1, 1.0), (1, 2, 2.0), (2, 1, 4.0), (2, 2, NULL), (1, 3, 3.0)) \

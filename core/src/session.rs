@@ -68,8 +68,13 @@ pub fn session_config(config: &LendfusionConfig) -> SessionConfig {
 /// 0.37-0.59 s to 0.13-0.20 s each and its peak memory down 15 % (4×), and the 16× job from
 /// 21.3-21.5 s to 19.5-19.9 s. The concatenation needs the partition twice for a moment,
 /// outside DataFusion's memory accounting, so the cluster, whose workers run under a bounded
-/// pool, keeps DataFusion's default (see `cluster::cluster_session_config`).
+/// pool, keeps DataFusion's default (see `cluster::cluster_session_config`). Sessions with this
+/// setting also sort by packed integer keys instead of DataFusion's comparison sort
+/// (`lendfusion_udfs::planning::key_sort`).
 pub const SORT_IN_PLACE_BYTES: usize = 1 << 30;
+// Sessions that sort in place also sort by packed keys (`lendfusion_udfs::planning::key_sort`).
+const _: () =
+    assert!(SORT_IN_PLACE_BYTES >= lendfusion_udfs::planning::key_sort::MIN_IN_PLACE_BYTES);
 
 /// Partitions per core of an embedded query when the config leaves the count to us. Window
 /// operators buffer a whole partition (a date's cross-section, a security's history) before

@@ -1,6 +1,8 @@
 //! Plan rewrites that make SQL over our functions faster without changing any result.
 
 pub mod chunked_window;
+pub mod key_sort;
+pub mod order_keys;
 pub mod rolling_avg;
 
 use std::sync::Arc;
@@ -21,5 +23,8 @@ pub fn optimizer_rules() -> Vec<Arc<dyn OptimizerRule + Send + Sync>> {
 
 /// Physical optimizer rules, run after DataFusion's own.
 pub fn physical_optimizer_rules() -> Vec<Arc<dyn PhysicalOptimizerRule + Send + Sync>> {
-    vec![Arc::new(chunked_window::ChunkWindows)]
+    vec![
+        Arc::new(chunked_window::ChunkWindows),
+        Arc::new(key_sort::SortByKeys),
+    ]
 }

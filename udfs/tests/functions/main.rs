@@ -5,6 +5,7 @@ mod lookahead;
 mod properties;
 mod rewrites;
 mod slt;
+mod sorts;
 
 use datafusion::error::DataFusionError;
 use datafusion::execution::SessionStateBuilder;

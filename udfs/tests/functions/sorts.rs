@@ -1,0 +1,269 @@
+//! Sorts by packed integer keys (`KeySortExec`, embedded sessions) order rows exactly as
+//! DataFusion's `SortExec` does, over every type with a code, NULLs first and last, both
+//! directions, ties, NaN and signed zeros, full 64-bit ranges, and keys too wide to pack.
+
+use std::sync::Arc;
+
+use arrow::array::{
+    ArrayRef, BooleanArray, Date32Array, Float64Array, Int32Array, Int64Array, RecordBatch,
+    StringArray, StringViewArray, UInt64Array,
+};
+use arrow::datatypes::{DataType, Field, Schema};
+use arrow::util::display::{ArrayFormatter, FormatOptions};
+use datafusion::datasource::MemTable;
+use datafusion::prelude::{SessionConfig, SessionContext};
+
+use crate::{TestRng, ctx_with};
+
+fn table(rng: &mut TestRng, rows: usize) -> RecordBatch {
+    let pick = |rng: &mut TestRng, n: u64| rng.below(n);
+    let mut ids: Vec<i64> = (0..rows as i64).collect();
+    for k in (1..rows).rev() {
+        ids.swap(k, pick(rng, k as u64 + 1) as usize);
+    }
+    let i: Int32Array = (0..rows)
+        .map(|_| match pick(rng, 30) {
+            0 => None,
+            1 => Some(i32::MIN),
+            2 => Some(i32::MAX),
+            _ => Some(pick(rng, 20) as i32 - 10),
+        })
+        .collect();
+    let f: Float64Array = (0..rows)
+        .map(|_| match pick(rng, 20) {
+            0 => None,
+            1 => Some(f64::NAN),
+            2 => Some(-f64::NAN),
+            3 => Some(-0.0),
+            4 => Some(0.0),
+            5 => Some(f64::INFINITY),
+            6 => Some(f64::NEG_INFINITY),
+            7 => Some(f64::MIN_POSITIVE),
+            _ => Some((pick(rng, 9) as f64 - 4.0) * 0.5),
+        })
+        .collect();
+    let words = [
+        "",
+        "a",
+        "A",
+        "ab",
+        "b",
+        "zz",
+        "é",
+        "security-000123",
+        "security-0001234",
+    ];
+    let s: StringArray = (0..rows)
+        .map(|_| match pick(rng, 12) {
+            0 => None,
+            _ => Some(words[pick(rng, words.len() as u64) as usize]),
+        })
+        .collect();
+    let v: StringViewArray = (0..rows)
+        .map(|_| Some(format!("S{:05}", pick(rng, 300))))
+        .collect();
+    let d: Date32Array = (0..rows)
+        .map(|_| (pick(rng, 15) != 0).then(|| 17_000 + pick(rng, 40) as i32))
+        .collect();
+    let b: BooleanArray = (0..rows)
+        .map(|_| (pick(rng, 5) != 0).then(|| pick(rng, 2) == 1))
+        .collect();
+    let u: UInt64Array = (0..rows)
+        .map(|_| match pick(rng, 10) {
+            0 => u64::MAX,
+            1 => 0,
+            _ => pick(rng, 1000),
+        })
+        .map(Some)
+        .collect();
+    let un: UInt64Array = (0..rows)
+        .map(|_| match pick(rng, 10) {
+            0 => None,
+            1 => Some(u64::MAX),
+            2 => Some(0),
+            _ => Some(pick(rng, 1000)),
+        })
+        .collect();
+    let big: Int64Array = (0..rows)
+        .map(|_| match pick(rng, 8) {
+            0 => i64::MIN,
+            1 => i64::MAX,
+            _ => pick(rng, 50) as i64 - 25,
+        })
+        .map(Some)
+        .collect();
+    let columns: Vec<(&str, ArrayRef)> = vec![
+        ("id", Arc::new(Int64Array::from(ids))),
+        ("i", Arc::new(i)),
+        ("f", Arc::new(f)),
+        ("s", Arc::new(s)),
+        ("v", Arc::new(v)),
+        ("d", Arc::new(d)),
+        ("b", Arc::new(b)),
+        ("u", Arc::new(u)),
+        ("un", Arc::new(un)),
+        ("big", Arc::new(big)),
+    ];
+    let schema = Schema::new(
+        columns
+            .iter()
+            .map(|(name, a)| Field::new(*name, a.data_type().clone(), true))
+            .collect::<Vec<_>>(),
+    );
+    RecordBatch::try_new(
+        Arc::new(schema),
+        columns.into_iter().map(|(_, a)| a).collect(),
+    )
+    .expect("batch")
+}
+
+/// Every row of the result as text (doubles with their sign and NaN payload's sign), and the
+/// physical plan.
+async fn result_rows(ctx: &SessionContext, sql: &str) -> (Vec<String>, String) {
+    let frame = ctx.sql(sql).await.expect("plan");
+    let plan = frame
+        .clone()
+        .create_physical_plan()
+        .await
+        .expect("physical");
+    let plan = datafusion::physical_plan::displayable(plan.as_ref())
+        .indent(true)
+        .to_string();
+    let batches = frame.collect().await.expect("run");
+    let options = FormatOptions::default().with_null("NULL");
+    let mut out = vec![];
+    for batch in &batches {
+        let formatters: Vec<ArrayFormatter> = batch
+            .columns()
+            .iter()
+            .map(|c| ArrayFormatter::try_new(c.as_ref(), &options).expect("format"))
+            .collect();
+        for row in 0..batch.num_rows() {
+            let cells: Vec<String> = batch
+                .columns()
+                .iter()
+                .zip(&formatters)
+                .map(|(column, f)| match column.data_type() {
+                    DataType::Float64 => {
+                        let values = arrow::array::AsArray::as_primitive::<
+                            arrow::datatypes::Float64Type,
+                        >(column);
+                        format!("{:016x}", values.value(row).to_bits())
+                    }
+                    _ => f.value(row).to_string(),
+                })
+                .collect();
+            out.push(cells.join("|"));
+        }
+    }
+    (out, plan)
+}
+
+#[tokio::test]
+async fn key_sorts_order_rows_as_datafusion_sorts() {
+    let mut rng = TestRng::new(23);
+    let rows = 2_000;
+    let batch = table(&mut rng, rows);
+    let schema = batch.schema();
+    let mut pieces = vec![];
+    let mut start = 0;
+    while start < rows {
+        let len = (1 + rng.below(300) as usize).min(rows - start);
+        pieces.push(batch.slice(start, len));
+        start += len;
+    }
+    // Keys that make the order total (`id` last) compare whole rows; keys with ties compare
+    // the key columns only (DataFusion leaves tied rows in any order).
+    let total = [
+        "i, id",
+        "i DESC NULLS LAST, f NULLS FIRST, id",
+        "f, id",
+        "f DESC NULLS LAST, id DESC",
+        "s NULLS FIRST, d DESC, id",
+        "s DESC NULLS LAST, id",
+        "v, d, id",
+        "v DESC, d DESC NULLS FIRST, id",
+        "d, v, id",
+        "b, i NULLS FIRST, id",
+        "u, id",
+        "u DESC, id",
+        "un NULLS FIRST, id",
+        "un DESC NULLS LAST, id",
+        "big DESC, id",
+        // Wider than 128 bits: compared by Arrow's lexsort.
+        "f, u, big, i, id",
+        "length(s) DESC, id",
+        "i % 7 DESC, id",
+    ];
+    let tied = [
+        ("i, d", "i, d"),
+        ("v DESC, b", "v, b"),
+        ("f NULLS FIRST", "f"),
+        ("s", "s"),
+    ];
+    let reference = ctx_with(SessionConfig::new().with_target_partitions(3), false).expect("ctx");
+    let table = MemTable::try_new(schema.clone(), vec![pieces.clone()]).expect("table");
+    reference
+        .register_table("t", Arc::new(table))
+        .expect("register");
+    for (batch_size, partitions) in [(1, 1), (7, 3), (256, 2), (8192, 1)] {
+        let mut config = SessionConfig::new()
+            .with_target_partitions(partitions)
+            .with_batch_size(batch_size);
+        config.options_mut().execution.sort_in_place_threshold_bytes = 1 << 30;
+        let ctx = ctx_with(config, true).expect("ctx");
+        let table = MemTable::try_new(schema.clone(), vec![pieces.clone()]).expect("table");
+        ctx.register_table("t", Arc::new(table)).expect("register");
+        for keys in total {
+            let sql = format!("SELECT * FROM t ORDER BY {keys}");
+            let (expected, reference_plan) = result_rows(&reference, &sql).await;
+            let (actual, plan) = result_rows(&ctx, &sql).await;
+            assert!(!reference_plan.contains("KeySortExec"), "{reference_plan}");
+            assert!(plan.contains("KeySortExec"), "{keys}:\n{plan}");
+            assert_eq!(actual.len(), rows);
+            let first_difference = expected.iter().zip(&actual).position(|(e, a)| e != a);
+            assert_eq!(
+                first_difference, None,
+                "ORDER BY {keys}, batch size {batch_size}"
+            );
+        }
+        for (keys, shown) in tied {
+            let sql = format!("SELECT {shown} FROM t ORDER BY {keys}");
+            let (expected, _) = result_rows(&reference, &sql).await;
+            let (actual, plan) = result_rows(&ctx, &sql).await;
+            assert!(plan.contains("KeySortExec"), "{keys}:\n{plan}");
+            assert_eq!(expected, actual, "ORDER BY {keys}, batch size {batch_size}");
+        }
+        // TopK and types without codes stay DataFusion's.
+        for sql in [
+            "SELECT * FROM t ORDER BY i, id LIMIT 5",
+            "SELECT * FROM t ORDER BY CAST(i AS DECIMAL(12, 2)), id",
+        ] {
+            let (expected, _) = result_rows(&reference, sql).await;
+            let (actual, plan) = result_rows(&ctx, sql).await;
+            assert!(!plan.contains("KeySortExec"), "{sql}:\n{plan}");
+            assert_eq!(expected, actual, "{sql}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn key_sorts_handle_empty_and_single_row_inputs() {
+    let mut config = SessionConfig::new().with_target_partitions(2);
+    config.options_mut().execution.sort_in_place_threshold_bytes = 1 << 30;
+    let ctx = ctx_with(config, true).expect("ctx");
+    for (sql, expected) in [
+        (
+            "SELECT x FROM (VALUES (1), (2)) AS v(x) WHERE x > 5 ORDER BY x",
+            0,
+        ),
+        ("SELECT x FROM (VALUES (3)) AS v(x) ORDER BY x DESC", 1),
+        (
+            "SELECT x FROM (VALUES (CAST(NULL AS INT)), (NULL)) AS v(x) ORDER BY x",
+            2,
+        ),
+    ] {
+        let (out, _) = result_rows(&ctx, sql).await;
+        assert_eq!(out.len(), expected, "{sql}");
+    }
+}
