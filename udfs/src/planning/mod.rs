@@ -1,6 +1,7 @@
 //! Plan rewrites that make SQL over our functions faster without changing any result.
 
 pub mod chunked_window;
+pub mod extend_sorts;
 pub mod key_sort;
 pub mod order_keys;
 pub mod rolling_avg;
@@ -25,6 +26,7 @@ pub fn optimizer_rules() -> Vec<Arc<dyn OptimizerRule + Send + Sync>> {
 pub fn physical_optimizer_rules() -> Vec<Arc<dyn PhysicalOptimizerRule + Send + Sync>> {
     vec![
         Arc::new(chunked_window::ChunkWindows),
+        Arc::new(extend_sorts::ExtendSorts),
         Arc::new(key_sort::SortByKeys),
     ]
 }
