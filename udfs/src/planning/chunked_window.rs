@@ -147,11 +147,8 @@ impl ExecutionPlan for ChunkedWindowExec {
         children: Vec<Arc<dyn ExecutionPlan>>,
         options: ReplaceChildrenOptions,
     ) -> Result<Arc<dyn ExecutionPlan>> {
-        let window = Arc::clone(&self.window).replace_children(children, options)?;
-        let Some(window) = window.downcast_ref::<WindowAggExec>() else {
-            return datafusion::common::internal_err!("a window operator changed its kind");
-        };
-        let chunked = Self::try_new(Arc::new(window.clone())).ok_or_else(|| {
+        let window = super::with_children(&self.window, children, options)?;
+        let chunked = Self::try_new(Arc::new(window)).ok_or_else(|| {
             datafusion::common::DataFusionError::Internal("window lost its keys".into())
         })?;
         Ok(Arc::new(match options.children_properties {
@@ -168,12 +165,7 @@ impl ExecutionPlan for ChunkedWindowExec {
         self: Arc<Self>,
         children: Vec<Arc<dyn ExecutionPlan>>,
     ) -> Result<Arc<dyn ExecutionPlan>> {
-        self.replace_children(
-            children,
-            ReplaceChildrenOptions {
-                children_properties: ChildrenPropertiesMode::Recompute,
-            },
-        )
+        self.replace_children(children, super::RECOMPUTE)
     }
 
     fn execute(

@@ -98,9 +98,7 @@ fn merged_into_lower_sort(outer: &SortExec) -> Result<Option<Arc<dyn ExecutionPl
             .with_preserve_partitioning(lower.preserve_partitioning()),
     );
     for parent in between.iter().rev() {
-        #[allow(deprecated)]
-        let next = Arc::clone(parent).with_new_children(vec![rebuilt])?;
-        rebuilt = next;
+        rebuilt = Arc::clone(parent).replace_children(vec![rebuilt], super::RECOMPUTE)?;
     }
     let same_partitions =
         outer.preserve_partitioning() || rebuilt.output_partitioning().partition_count() == 1;

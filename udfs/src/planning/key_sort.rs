@@ -139,15 +139,12 @@ impl ExecutionPlan for KeySortExec {
         children: Vec<Arc<dyn ExecutionPlan>>,
         options: ReplaceChildrenOptions,
     ) -> Result<Arc<dyn ExecutionPlan>> {
-        let sort = Arc::clone(&self.sort).replace_children(children, options)?;
-        let Some(sort) = sort.downcast_ref::<SortExec>() else {
-            return datafusion::common::internal_err!("a sort changed its kind");
+        let sort = Arc::new(super::with_children(&self.sort, children, options)?);
+        // A new input the keys cannot take (other types, partitions to merge) keeps
+        // DataFusion's sort.
+        let Some(keyed) = Self::try_new(Arc::clone(&sort)) else {
+            return Ok(sort);
         };
-        let keyed = Self::try_new(Arc::new(sort.clone())).ok_or_else(|| {
-            datafusion::common::DataFusionError::Internal(
-                "a keyed sort's new input cannot be sorted by keys".into(),
-            )
-        })?;
         Ok(Arc::new(match options.children_properties {
             ChildrenPropertiesMode::Keep => Self {
                 cache: Arc::clone(&self.cache),
@@ -162,12 +159,7 @@ impl ExecutionPlan for KeySortExec {
         self: Arc<Self>,
         children: Vec<Arc<dyn ExecutionPlan>>,
     ) -> Result<Arc<dyn ExecutionPlan>> {
-        self.replace_children(
-            children,
-            ReplaceChildrenOptions {
-                children_properties: ChildrenPropertiesMode::Recompute,
-            },
-        )
+        self.replace_children(children, super::RECOMPUTE)
     }
 
     fn execute(

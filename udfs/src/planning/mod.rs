@@ -8,9 +8,12 @@ pub mod rolling_avg;
 
 use std::sync::Arc;
 
+use datafusion::common::{Result, internal_err};
 use datafusion::logical_expr::WindowUDF;
 use datafusion::optimizer::OptimizerRule;
 use datafusion::physical_optimizer::PhysicalOptimizerRule;
+use datafusion::physical_plan::ExecutionPlan;
+use datafusion::physical_plan::execution_plan::{ChildrenPropertiesMode, ReplaceChildrenOptions};
 
 /// Window functions the rewrites call (registered on every role, not in the catalog).
 pub fn internal_window_functions() -> Vec<WindowUDF> {
@@ -29,4 +32,23 @@ pub fn physical_optimizer_rules() -> Vec<Arc<dyn PhysicalOptimizerRule + Send + 
         Arc::new(extend_sorts::ExtendSorts),
         Arc::new(key_sort::SortByKeys),
     ]
+}
+
+/// What the deprecated `with_new_children` asks of `replace_children`: recompute properties.
+pub(crate) const RECOMPUTE: ReplaceChildrenOptions = ReplaceChildrenOptions {
+    children_properties: ChildrenPropertiesMode::Recompute,
+};
+
+/// The DataFusion operator a plan node of ours stands for, with new children (our nodes wrap
+/// one and rebuild it first when their children change).
+pub(crate) fn with_children<T: ExecutionPlan + Clone + 'static>(
+    inner: &Arc<T>,
+    children: Vec<Arc<dyn ExecutionPlan>>,
+    options: ReplaceChildrenOptions,
+) -> Result<T> {
+    let replaced = Arc::clone(inner).replace_children(children, options)?;
+    match replaced.downcast_ref::<T>() {
+        Some(inner) => Ok(inner.clone()),
+        None => internal_err!("{} changed its kind", inner.name()),
+    }
 }
