@@ -375,3 +375,26 @@ async fn a_sort_that_extends_the_window_sort_below_it_is_merged_into_it() {
     // are the same to the bit whatever the partitions, batches and sort.
     assert!(residuals.windows(2).all(|w| w[0] == w[1]));
 }
+
+#[tokio::test]
+async fn key_sorts_of_many_tiny_batches_equal_datafusions() {
+    // More than 1,024 input batches: the partition is concatenated before it is sorted.
+    let mut rng = TestRng::new(41);
+    let batch = table(&mut rng, 1_500);
+    let pieces: Vec<RecordBatch> = (0..batch.num_rows()).map(|r| batch.slice(r, 1)).collect();
+    let register = |ctx: &SessionContext| {
+        let table = MemTable::try_new(batch.schema(), vec![pieces.clone()]).expect("table");
+        ctx.register_table("t", Arc::new(table)).expect("register");
+    };
+    let reference = ctx_with(SessionConfig::new().with_target_partitions(1), false).expect("ctx");
+    register(&reference);
+    let mut config = SessionConfig::new().with_target_partitions(1);
+    config.options_mut().execution.sort_in_place_threshold_bytes = 1 << 30;
+    let ctx = ctx_with(config, true).expect("ctx");
+    register(&ctx);
+    let sql = "SELECT * FROM t ORDER BY s DESC, f, id";
+    let (expected, _) = result_rows(&reference, sql).await;
+    let (actual, plan) = result_rows(&ctx, sql).await;
+    assert!(plan.contains("KeySortExec"), "{plan}");
+    assert_eq!(expected, actual);
+}
