@@ -253,11 +253,11 @@ mod tests {
         assert!(scheduler_url("host:notaport").is_err());
     }
 
-    /// Embedded sorts run in place (unbounded pool); the cluster's keep DataFusion's merge.
+    /// Embedded sorts run in place and by packed keys (unbounded pool); the cluster's keep
+    /// DataFusion's spilling sort.
     #[tokio::test]
     async fn sorts_in_place_and_by_keys_only_embedded() {
         let config = LendfusionConfig::default();
-        // Embedded plans sort by packed keys; the cluster's keep DataFusion's spilling sort.
         let sort_plan = |session: SessionConfig| {
             let config = config.clone();
             async move {

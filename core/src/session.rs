@@ -72,7 +72,6 @@ pub fn session_config(config: &LendfusionConfig) -> SessionConfig {
 /// setting also sort by packed integer keys instead of DataFusion's comparison sort
 /// (`lendfusion_udfs::planning::key_sort`).
 pub const SORT_IN_PLACE_BYTES: usize = 1 << 30;
-// Sessions that sort in place also sort by packed keys (`lendfusion_udfs::planning::key_sort`).
 const _: () =
     assert!(SORT_IN_PLACE_BYTES >= lendfusion_udfs::planning::key_sort::MIN_IN_PLACE_BYTES);
 

@@ -8,8 +8,8 @@
 //!
 //! [`KeySortExec`] produces the same order from one integer key per row (see
 //! [`order_keys`](super::order_keys)): it buffers the partition's batches as they are, orders
-//! them by a radix sort on the keys, and gathers each output batch from the buffered batches
-//! when it is asked for, so the partition is never concatenated. Ties keep their input order
+//! them by a radix sort on the keys, gathers the output batches from the buffered batches (so
+//! the partition is not concatenated first) and releases the input. Ties keep their input order
 //! (DataFusion's sort leaves them in any order). [`SortByKeys`] puts it in place of every
 //! `SortExec` without a `fetch` (TopK stays DataFusion's) whose keys have codes, in sessions
 //! that sort in place; a cluster's workers run under a bounded memory pool and keep

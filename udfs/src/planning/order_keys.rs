@@ -64,7 +64,7 @@ pub fn sorted_order(columns: &[Vec<ArrayRef>], options: &[SortOptions]) -> Resul
     if rows == 0 {
         return Ok(vec![]);
     }
-    let row_bits = bits_for(lengths.iter().copied().max().unwrap_or(1).max(1) as u128 - 1);
+    let row_bits = bits_for(lengths.iter().copied().max().unwrap_or(1) as u128 - 1);
     let index_bits = row_bits + bits_for(lengths.len() as u128 - 1);
     let mut codes = Vec::with_capacity(columns.len());
     for (arrays, opts) in columns.iter().zip(options) {
@@ -75,9 +75,13 @@ pub fn sorted_order(columns: &[Vec<ArrayRef>], options: &[SortOptions]) -> Resul
     }
     let key_bits: u32 = codes.iter().map(|c| c.bits).sum();
     if key_bits + index_bits <= 64 {
-        Ok(radix_order::<u64>(&codes, &lengths, row_bits, index_bits))
+        Ok(radix_order::<u64>(
+            &codes, &lengths, row_bits, index_bits, key_bits,
+        ))
     } else if key_bits + index_bits <= 128 {
-        Ok(radix_order::<u128>(&codes, &lengths, row_bits, index_bits))
+        Ok(radix_order::<u128>(
+            &codes, &lengths, row_bits, index_bits, key_bits,
+        ))
     } else {
         lexsorted(columns, options, &lengths)
     }
@@ -332,37 +336,32 @@ trait RadixKey: Copy + Default {
     fn index(self, index_bits: u32) -> u64;
 }
 
-impl RadixKey for u64 {
-    fn byte(self, shift: u32) -> usize {
-        ((self >> shift) & 0xff) as usize
-    }
-    fn pack(codes: &[&ColumnCodes], row: usize, index: u64, index_bits: u32) -> Self {
-        let mut key = 0u64;
-        for c in codes {
-            key = key.checked_shl(c.bits).unwrap_or(0) | c.codes[row];
+/// A shift by the type's full width (a 64-bit code alone in a `u64`) leaves nothing.
+macro_rules! radix_key {
+    ($t:ty) => {
+        impl RadixKey for $t {
+            fn byte(self, shift: u32) -> usize {
+                ((self >> shift) & 0xff) as usize
+            }
+            fn pack(codes: &[&ColumnCodes], row: usize, index: u64, index_bits: u32) -> Self {
+                let mut key: $t = 0;
+                for c in codes {
+                    key = key.checked_shl(c.bits).unwrap_or(0) | <$t>::from(c.codes[row]);
+                }
+                key.checked_shl(index_bits).unwrap_or(0) | <$t>::from(index)
+            }
+            fn index(self, index_bits: u32) -> u64 {
+                (self
+                    & (1 as $t)
+                        .checked_shl(index_bits)
+                        .map_or(<$t>::MAX, |b| b - 1)) as u64
+            }
         }
-        key.checked_shl(index_bits).unwrap_or(0) | index
-    }
-    fn index(self, index_bits: u32) -> u64 {
-        self & 1u64.checked_shl(index_bits).map_or(u64::MAX, |b| b - 1)
-    }
+    };
 }
 
-impl RadixKey for u128 {
-    fn byte(self, shift: u32) -> usize {
-        ((self >> shift) & 0xff) as usize
-    }
-    fn pack(codes: &[&ColumnCodes], row: usize, index: u64, index_bits: u32) -> Self {
-        let mut key = 0u128;
-        for c in codes {
-            key = (key << c.bits) | u128::from(c.codes[row]);
-        }
-        (key << index_bits) | u128::from(index)
-    }
-    fn index(self, index_bits: u32) -> u64 {
-        (self & ((1u128 << index_bits) - 1)) as u64
-    }
-}
+radix_key!(u64);
+radix_key!(u128);
 
 /// Pack `codes` above each row's `(batch, row)` position, radix-sort on the code bits, and
 /// unpack the positions.
@@ -371,6 +370,7 @@ fn radix_order<K: RadixKey>(
     lengths: &[usize],
     row_bits: u32,
     index_bits: u32,
+    key_bits: u32,
 ) -> Vec<(u32, u32)> {
     let codes: Vec<&ColumnCodes> = codes.iter().collect();
     let rows: usize = lengths.iter().sum();
@@ -383,7 +383,6 @@ fn radix_order<K: RadixKey>(
         }
         at += len;
     }
-    let key_bits: u32 = codes.iter().map(|c| c.bits).sum();
     radix_sort(&mut keys, index_bits, index_bits + key_bits);
     let row_mask = (1u64 << row_bits) - 1;
     keys.iter()

@@ -117,6 +117,26 @@ fn table(rng: &mut TestRng, rows: usize) -> RecordBatch {
     .expect("batch")
 }
 
+/// `config` as the embedded recipe sets it: each partition sorted in one piece, so sorts are
+/// packed-key sorts.
+fn in_place(mut config: SessionConfig) -> SessionConfig {
+    config.options_mut().execution.sort_in_place_threshold_bytes = 1 << 30;
+    config
+}
+
+/// A session (with or without our rewrites) whose table `name` is `pieces`, one partition.
+fn session_over(
+    config: SessionConfig,
+    rewrites: bool,
+    name: &str,
+    pieces: &[RecordBatch],
+) -> SessionContext {
+    let ctx = ctx_with(config, rewrites).expect("ctx");
+    let table = MemTable::try_new(pieces[0].schema(), vec![pieces.to_vec()]).expect("table");
+    ctx.register_table(name, Arc::new(table)).expect("register");
+    ctx
+}
+
 /// Every row of the result as text (doubles with their sign and NaN payload's sign), and the
 /// physical plan.
 async fn result_rows(ctx: &SessionContext, sql: &str) -> (Vec<String>, String) {
@@ -164,7 +184,6 @@ async fn key_sorts_order_rows_as_datafusion_sorts() {
     let mut rng = TestRng::new(23);
     let rows = 2_000;
     let batch = table(&mut rng, rows);
-    let schema = batch.schema();
     let mut pieces = vec![];
     let mut start = 0;
     while start < rows {
@@ -201,19 +220,17 @@ async fn key_sorts_order_rows_as_datafusion_sorts() {
         ("f NULLS FIRST", "f"),
         ("s", "s"),
     ];
-    let reference = ctx_with(SessionConfig::new().with_target_partitions(3), false).expect("ctx");
-    let table = MemTable::try_new(schema.clone(), vec![pieces.clone()]).expect("table");
-    reference
-        .register_table("t", Arc::new(table))
-        .expect("register");
+    let reference = session_over(
+        SessionConfig::new().with_target_partitions(3),
+        false,
+        "t",
+        &pieces,
+    );
     for (batch_size, partitions) in [(1, 1), (7, 3), (256, 2), (8192, 1)] {
-        let mut config = SessionConfig::new()
+        let config = SessionConfig::new()
             .with_target_partitions(partitions)
             .with_batch_size(batch_size);
-        config.options_mut().execution.sort_in_place_threshold_bytes = 1 << 30;
-        let ctx = ctx_with(config, true).expect("ctx");
-        let table = MemTable::try_new(schema.clone(), vec![pieces.clone()]).expect("table");
-        ctx.register_table("t", Arc::new(table)).expect("register");
+        let ctx = session_over(in_place(config), true, "t", &pieces);
         for keys in total {
             let sql = format!("SELECT * FROM t ORDER BY {keys}");
             let (expected, reference_plan) = result_rows(&reference, &sql).await;
@@ -249,9 +266,11 @@ async fn key_sorts_order_rows_as_datafusion_sorts() {
 
 #[tokio::test]
 async fn key_sorts_handle_empty_and_single_row_inputs() {
-    let mut config = SessionConfig::new().with_target_partitions(2);
-    config.options_mut().execution.sort_in_place_threshold_bytes = 1 << 30;
-    let ctx = ctx_with(config, true).expect("ctx");
+    let ctx = ctx_with(
+        in_place(SessionConfig::new().with_target_partitions(2)),
+        true,
+    )
+    .expect("ctx");
     for (sql, expected) in [
         (
             "SELECT x FROM (VALUES (1), (2)) AS v(x) WHERE x > 5 ORDER BY x",
@@ -313,13 +332,12 @@ async fn a_sort_that_extends_the_window_sort_below_it_is_merged_into_it() {
         .step_by(173)
         .map(|s| batch.slice(s, 173.min(batch.num_rows() - s)))
         .collect();
-    let with = |config: SessionConfig, rewrites: bool| {
-        let ctx = ctx_with(config, rewrites).expect("ctx");
-        let table = MemTable::try_new(batch.schema(), vec![pieces.clone()]).expect("table");
-        ctx.register_table("p", Arc::new(table)).expect("register");
-        ctx
-    };
-    let reference = with(SessionConfig::new().with_target_partitions(3), false);
+    let reference = session_over(
+        SessionConfig::new().with_target_partitions(3),
+        false,
+        "p",
+        &pieces,
+    );
     let window = "cs_rank(x) OVER (PARTITION BY t) AS r, \
                   fm_residual(x, y) OVER (PARTITION BY t) AS e";
     // (query, sorts left with the rule): the outer keys extend `PARTITION BY t` with plain
@@ -339,14 +357,16 @@ async fn a_sort_that_extends_the_window_sort_below_it_is_merged_into_it() {
     ];
     let mut residuals = vec![];
     for (partitions, batch_size) in [(1, 8192), (3, 50), (4, 7)] {
-        for in_place in [false, true] {
-            let mut config = SessionConfig::new()
+        for sort_in_place in [false, true] {
+            let config = SessionConfig::new()
                 .with_target_partitions(partitions)
                 .with_batch_size(batch_size);
-            if in_place {
-                config.options_mut().execution.sort_in_place_threshold_bytes = 1 << 30;
-            }
-            let ctx = with(config, true);
+            let config = if sort_in_place {
+                in_place(config)
+            } else {
+                config
+            };
+            let ctx = session_over(config, true, "p", &pieces);
             for (sql, sorts) in &cases {
                 let (expected, reference_plan) = result_rows(&reference, sql).await;
                 let (actual, plan) = result_rows(&ctx, sql).await;
@@ -382,16 +402,9 @@ async fn key_sorts_of_many_tiny_batches_equal_datafusions() {
     let mut rng = TestRng::new(41);
     let batch = table(&mut rng, 1_500);
     let pieces: Vec<RecordBatch> = (0..batch.num_rows()).map(|r| batch.slice(r, 1)).collect();
-    let register = |ctx: &SessionContext| {
-        let table = MemTable::try_new(batch.schema(), vec![pieces.clone()]).expect("table");
-        ctx.register_table("t", Arc::new(table)).expect("register");
-    };
-    let reference = ctx_with(SessionConfig::new().with_target_partitions(1), false).expect("ctx");
-    register(&reference);
-    let mut config = SessionConfig::new().with_target_partitions(1);
-    config.options_mut().execution.sort_in_place_threshold_bytes = 1 << 30;
-    let ctx = ctx_with(config, true).expect("ctx");
-    register(&ctx);
+    let config = SessionConfig::new().with_target_partitions(1);
+    let reference = session_over(config.clone(), false, "t", &pieces);
+    let ctx = session_over(in_place(config), true, "t", &pieces);
     let sql = "SELECT * FROM t ORDER BY s DESC, f, id";
     let (expected, _) = result_rows(&reference, sql).await;
     let (actual, plan) = result_rows(&ctx, sql).await;
