@@ -1,6 +1,7 @@
 //! lendfusion core: configuration, object stores, the table catalog and the one session-state
 //! recipe that every role (embedded SQL, coordinator, worker, demo, tests) uses.
 
+pub mod aligned_join;
 pub mod cluster;
 pub mod codec;
 pub mod config;

@@ -13,6 +13,7 @@ use datafusion::prelude::SessionConfig;
 use object_store::ObjectStore;
 use url::Url;
 
+use crate::aligned_join::AlignPartitionedJoins;
 use crate::config::LendfusionConfig;
 use crate::error::{LendfusionError, Result};
 use crate::object_stores::{LendfusionObjectStores, parse_root, store_path};
@@ -112,6 +113,8 @@ pub async fn session_context_with(
         .with_config(session_config)
         .with_runtime_env(runtime)
         .with_default_features();
+    // Joins are aligned before our sort rules see the plan (they rewrite the sorts above).
+    let builder = builder.with_physical_optimizer_rule(Arc::new(AlignPartitionedJoins));
     let mut state = lendfusion_udfs::with_optimizer_rules(builder).build();
     lendfusion_udfs::register_all(&mut state)?;
     let ctx = SessionContext::new_with_state(state);

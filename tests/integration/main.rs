@@ -11,6 +11,7 @@ mod demo;
 mod deploy;
 mod flight;
 mod generated_data;
+mod joins;
 mod operations;
 mod pruning;
 mod report;

@@ -35,7 +35,7 @@ pub fn physical_optimizer_rules() -> Vec<Arc<dyn PhysicalOptimizerRule + Send + 
 }
 
 /// What the deprecated `with_new_children` asks of `replace_children`: recompute properties.
-pub(crate) const RECOMPUTE: ReplaceChildrenOptions = ReplaceChildrenOptions {
+pub const RECOMPUTE: ReplaceChildrenOptions = ReplaceChildrenOptions {
     children_properties: ChildrenPropertiesMode::Recompute,
 };
 

@@ -1,0 +1,108 @@
+//! Joins on `date` read both tables partition-aligned instead of hash-repartitioned
+//! (`lendfusion_core::aligned_join`), with the answers of DataFusion's own plans.
+
+use datafusion::execution::context::SessionContext;
+use datafusion::physical_plan::displayable;
+
+use crate::support::cluster::assert_same_results;
+use crate::support::{local_session, small_panel, sql};
+
+const JOIN: &str = "lending l JOIN market m ON l.date = m.date AND l.security_id = m.security_id";
+
+async fn physical_plan(ctx: &SessionContext, query: &str) -> String {
+    let plan = ctx
+        .sql(query)
+        .await
+        .expect("sql")
+        .create_physical_plan()
+        .await
+        .expect("plan");
+    displayable(plan.as_ref()).indent(false).to_string()
+}
+
+/// The same query answered by a session whose joins are not partitioned (one hash table over
+/// the whole left side): the reference the aligned join must equal.
+async fn unpartitioned_answer(
+    ctx: &SessionContext,
+    query: &str,
+) -> Vec<arrow::record_batch::RecordBatch> {
+    sql(ctx, "SET datafusion.optimizer.repartition_joins = false").await;
+    let answer = sql(ctx, query).await;
+    sql(ctx, "SET datafusion.optimizer.repartition_joins = true").await;
+    answer
+}
+
+#[tokio::test]
+async fn joins_on_date_read_both_tables_partition_aligned() {
+    let (root, _) = small_panel().await;
+    let ctx = local_session(root).await;
+    let aligned_queries = [
+        // merged into one sorted output
+        format!(
+            "SELECT l.date, l.security_id, l.fee_bps, m.close FROM {JOIN} \
+             ORDER BY l.date, l.security_id"
+        ),
+        // repartitioned by security for a time-series window
+        format!(
+            "SELECT l.date, l.security_id, \
+               avg(m.volume) OVER (PARTITION BY l.security_id ORDER BY l.date \
+                                   ROWS BETWEEN 4 PRECEDING AND CURRENT ROW) AS adv \
+             FROM {JOIN} ORDER BY l.date, l.security_id"
+        ),
+        // an outer join against a filtered side (rows without a match keep NULLs), and a
+        // filter above the join
+        "SELECT l.date, l.security_id, m.close FROM lending l \
+         LEFT JOIN (SELECT * FROM market WHERE security_id < 'LF000030') m \
+           ON l.date = m.date AND l.security_id = m.security_id \
+         WHERE l.fee_bps > 20 ORDER BY l.date, l.security_id"
+            .to_string(),
+        // the keys in the other order, a range of dates that spans many months
+        "SELECT m.date, m.security_id, l.on_loan_qty / m.volume AS ratio FROM market m \
+         JOIN lending l ON m.security_id = l.security_id AND m.date = l.date \
+         WHERE m.date >= DATE '2020-03-01' ORDER BY m.date, m.security_id"
+            .to_string(),
+    ];
+    for query in &aligned_queries {
+        let plan = physical_plan(&ctx, query).await;
+        assert!(
+            plan.contains("HashJoinExec: mode=Partitioned"),
+            "{query}\n{plan}"
+        );
+        assert!(
+            !plan.contains("RepartitionExec: partitioning=Hash([date@0, security_id@1]")
+                && !plan.contains("RepartitionExec: partitioning=Hash([security_id@1, date@0]"),
+            "the join's inputs are still repartitioned:\n{query}\n{plan}"
+        );
+        assert!(!plan.contains("DynamicFilter"), "{query}\n{plan}");
+        let aligned = sql(&ctx, query).await;
+        let expected = unpartitioned_answer(&ctx, query).await;
+        assert!(!aligned.is_empty() && aligned.iter().map(|b| b.num_rows()).sum::<usize>() > 0);
+        assert_same_results(query, &expected, &aligned);
+    }
+
+    // One month has fewer partition values than partitions: the join stays hash-partitioned,
+    // and a join on security alone never is aligned.
+    let kept_queries = [
+        format!(
+            "SELECT l.date, l.security_id, m.close FROM {JOIN} \
+             WHERE l.date BETWEEN DATE '2021-03-01' AND DATE '2021-03-31' \
+             ORDER BY l.date, l.security_id"
+        ),
+        "SELECT l.date, l.security_id, m.date AS market_date FROM lending l \
+         JOIN market m ON l.security_id = m.security_id \
+         WHERE l.date = DATE '2021-03-15' AND m.date = DATE '2021-03-16' \
+         ORDER BY l.security_id"
+            .to_string(),
+    ];
+    for query in &kept_queries {
+        let plan = physical_plan(&ctx, query).await;
+        if plan.contains("HashJoinExec: mode=Partitioned") {
+            assert!(
+                plan.contains("RepartitionExec: partitioning=Hash("),
+                "{query}\n{plan}"
+            );
+        }
+        let answer = sql(&ctx, query).await;
+        assert_same_results(query, &unpartitioned_answer(&ctx, query).await, &answer);
+    }
+}
