@@ -15,9 +15,12 @@
 //! the same key (`month` or `day`), and replaces the repartitions by the scans with their files
 //! regrouped: the sorted partition values of both tables are cut into as many contiguous runs
 //! as the repartition had partitions, run `i` becomes partition `i` of both scans, each in
-//! partition-value order. It leaves the plan alone when there are fewer partition values than
-//! partitions (a month's query keeps its parallel hash join). The join's dynamic filter, which
-//! routes probe rows by the hash of their keys, is dropped with the repartitions.
+//! partition-value order. Only a join whose output is merged or repartitioned above it (through
+//! filters, projections and partition-wise sorts) is rewritten: an operator above that relied on
+//! the join's output being hash-partitioned, say a second join co-partitioned with it, would
+//! otherwise see other partitions. It leaves the plan alone when there are fewer partition values
+//! than partitions (a month's query keeps its parallel hash join). The join's dynamic filter,
+//! which routes probe rows by the hash of their keys, is dropped with the repartitions.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
