@@ -119,13 +119,16 @@ fn realigned_below(node: &Arc<dyn ExecutionPlan>) -> Result<Option<Arc<dyn Execu
     }
 }
 
-/// One side of a candidate join: the scan below its repartition, its partition key, and the
-/// scan columns the join keys are.
+/// One side of a candidate join: what is below its repartition, the Parquet scan there, its
+/// partition key, and the scan columns the join keys are (names, and as columns of the table).
 struct Side {
+    below: Arc<dyn ExecutionPlan>,
     scan: FileScanConfig,
+    source: ParquetSource,
     key: String,
     partitions: usize,
     key_columns: Vec<String>,
+    key_exprs: Vec<Arc<dyn PhysicalExpr>>,
 }
 
 /// The join over aligned scans, or `None` when it is not a join this rule may rewrite.
@@ -150,10 +153,9 @@ fn aligned(join: &HashJoinExec) -> Result<Option<Arc<dyn ExecutionPlan>>> {
     let Some(runs) = runs_of_values(&[&left.scan, &right.scan], left.partitions) else {
         return Ok(None);
     };
-    let (Some(left_input), Some(right_input)) = (
-        rebuilt_input(join.left(), &left, &runs)?,
-        rebuilt_input(join.right(), &right, &runs)?,
-    ) else {
+    let (Some(left_input), Some(right_input)) =
+        (rebuilt_input(&left, &runs)?, rebuilt_input(&right, &runs)?)
+    else {
         return Ok(None);
     };
     let rebuilt = join
@@ -210,20 +212,29 @@ fn side<'a>(
     let [key] = scan.table_partition_cols().iter().collect::<Vec<_>>()[..] else {
         return None;
     };
-    if !DATE_PARTITION_KEYS.contains(&key.name().as_str())
-        || scan.file_source().downcast_ref::<ParquetSource>().is_none()
-        || scan.limit.is_some()
-    {
+    let source = scan.file_source().downcast_ref::<ParquetSource>()?;
+    if !DATE_PARTITION_KEYS.contains(&key.name().as_str()) || scan.limit.is_some() {
         return None;
     }
     let key_columns = keys
         .map(|expr| scan_column(input, expr))
         .collect::<Option<Vec<_>>>()?;
+    let table_schema = source.table_schema().table_schema();
+    let key_exprs = key_columns
+        .iter()
+        .map(|name| {
+            let index = table_schema.index_of(name).ok()?;
+            Some(Arc::new(Column::new(name, index)) as Arc<dyn PhysicalExpr>)
+        })
+        .collect::<Option<Vec<_>>>()?;
     Some(Side {
+        below: Arc::clone(repartition.input()),
+        source: source.clone(),
         key: key.name().clone(),
         scan: scan.clone(),
         partitions: *partitions,
         key_columns,
+        key_exprs,
     })
 }
 
@@ -275,14 +286,13 @@ fn runs_of_values(scans: &[&FileScanConfig], partitions: usize) -> Option<BTreeM
     )
 }
 
-/// `input` (the repartition) replaced by its input with the scan's files regrouped by `runs`
+/// The side's repartition replaced by what is below it, with the scan's files regrouped by `runs`
 /// and the dynamic filters of the join dropped from the scan's predicate. The scan declares
 /// itself hash-partitioned on the join keys: not how its rows are placed, but the property
 /// the join needs of it (equal keys in the same partition of both sides), and declaring an
 /// output partitioning is also what keeps DataFusion from letting the scan's partitions steal
 /// each other's files.
 fn rebuilt_input(
-    input: &Arc<dyn ExecutionPlan>,
     side: &Side,
     runs: &BTreeMap<String, usize>,
 ) -> Result<Option<Arc<dyn ExecutionPlan>>> {
@@ -297,35 +307,22 @@ fn rebuilt_input(
     for group in &mut groups {
         group.sort_by(|a, b| file_order(a).cmp(&file_order(b)));
     }
-    let Some(source) = scan.file_source().downcast_ref::<ParquetSource>() else {
-        return Ok(None);
-    };
-    let table_schema = Arc::clone(source.table_schema().table_schema());
-    let Some(keys) = side
-        .key_columns
-        .iter()
-        .map(|name| {
-            let index = table_schema.index_of(name).ok()?;
-            Some(Arc::new(Column::new(name, index)) as Arc<dyn PhysicalExpr>)
-        })
-        .collect::<Option<Vec<_>>>()
-    else {
-        return Ok(None);
-    };
-    let source = match source.filter() {
-        Some(predicate) => source.with_predicate(without_dynamic_filters(&predicate)?),
-        None => source.clone(),
+    let source = match side.source.filter() {
+        Some(predicate) => side
+            .source
+            .with_predicate(without_dynamic_filters(&predicate)?),
+        None => side.source.clone(),
     };
     let config = FileScanConfigBuilder::from(scan.clone())
         .with_file_groups(groups.into_iter().map(FileGroup::new).collect())
         .with_source(Arc::new(source))
-        .with_output_partitioning(Some(Partitioning::Hash(keys, side.partitions)))
+        .with_output_partitioning(Some(Partitioning::Hash(
+            side.key_exprs.clone(),
+            side.partitions,
+        )))
         .build();
     let new_scan: Arc<dyn ExecutionPlan> = DataSourceExec::from_data_source(config);
-    let Some(repartition) = input.downcast_ref::<RepartitionExec>() else {
-        return Ok(None);
-    };
-    Ok(Some(with_scan(repartition.input(), new_scan)?))
+    Ok(Some(with_scan(&side.below, new_scan)?))
 }
 
 /// Files in partition-value order, then by path and byte range (the order rows were written).
