@@ -85,8 +85,19 @@ fn release_bin() -> PathBuf {
 struct Processes(Vec<Child>);
 
 impl Drop for Processes {
+    /// SIGTERM first, so that each worker removes its temporary work folder on the way out;
+    /// SIGKILL for whatever is still running after ten seconds.
     fn drop(&mut self) {
+        for child in &self.0 {
+            let _ = Command::new("kill")
+                .args(["-TERM", &child.id().to_string()])
+                .status();
+        }
+        let deadline = Instant::now() + Duration::from_secs(10);
         for child in &mut self.0 {
+            while matches!(child.try_wait(), Ok(None)) && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(50));
+            }
             let _ = child.kill();
             let _ = child.wait();
         }

@@ -246,8 +246,23 @@ impl ProcessCluster {
             .path()
             .join(format!("worker-{}.log", self.spawned));
         let coordinator = format!("127.0.0.1:{}", self.scheduler_port);
+        // Its work folder inside the cluster's temporary folder: the SIGKILL that stops a
+        // test's worker leaves no shuffle files behind.
+        let work_dir = self
+            .logs
+            .path()
+            .join(format!("worker-{}-work", self.spawned));
+        let work_dir = work_dir.display().to_string();
         // A free port the worker picks itself (and logs): no race for a port chosen here.
-        let args = ["worker", "--coordinator", &coordinator, "--ops-port", "0"];
+        let args = [
+            "worker",
+            "--coordinator",
+            &coordinator,
+            "--ops-port",
+            "0",
+            "--work-dir",
+            &work_dir,
+        ];
         self.workers.push(spawn(&self.env, &log, &args, 0));
     }
 
