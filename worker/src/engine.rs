@@ -2,9 +2,10 @@
 //! every file scan of a task. The check is attached to a scan when the coordinator plans it,
 //! but physical plans travel without it (datafusion-proto does not serialize expression
 //! adapters), so without this a worker would read a file lacking a nullable column as NULLs
-//! instead of failing with the file's name. Every stage is wrapped in an [`ObservedStage`]
-//! (metrics, logs with the query id).
-
+//! instead of failing with the file's name. The task's sorts become packed-key sorts
+//! ([`with_key_sorts`]: the coordinator plans DataFusion's sorts for the cluster; a partition
+//! beyond the worker's memory still goes to DataFusion's spilling sort). Every stage is
+//! wrapped in an [`ObservedStage`] (metrics, logs with the query id).
 use std::sync::Arc;
 
 use ballista_core::JobId;
@@ -18,6 +19,7 @@ use datafusion::error::Result;
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion::prelude::SessionConfig;
 use lendfusion_core::strict_adapter::StrictExprAdapterFactory;
+use lendfusion_udfs::planning::key_sort::with_key_sorts;
 
 use crate::observed::ObservedStage;
 
@@ -44,7 +46,7 @@ impl ExecutionEngine for StrictScanEngine {
         work_dir: &str,
         config: &SessionConfig,
     ) -> Result<Arc<dyn QueryStageExecutor>> {
-        let plan = strict_scans(plan)?;
+        let plan = with_key_sorts(strict_scans(plan)?)?;
         let query_id = job_id.to_string();
         let stage = self.inner.create_query_stage_exec(
             job_id,

@@ -12,27 +12,32 @@
 //! the partition is not concatenated first) and releases the input. Ties keep their input order
 //! (DataFusion's sort leaves them in any order). [`SortByKeys`] puts it in place of every
 //! `SortExec` without a `fetch` (TopK stays DataFusion's) whose keys have codes, in sessions
-//! that sort in place; a cluster's workers run under a bounded memory pool and keep
-//! DataFusion's spilling sort.
+//! that sort in place; a cluster's workers put it into each task's plan themselves
+//! ([`with_key_sorts`]). It accounts for the partition twice (input and gathered output) in
+//! the memory pool; when a bounded pool (a worker's) refuses, the partition goes to
+//! DataFusion's `SortExec`, which spills to disk.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use arrow::array::{Array, ArrayRef};
 use arrow::compute::{concat_batches, interleave};
 use arrow::datatypes::SchemaRef;
 use arrow::record_batch::{RecordBatch, RecordBatchOptions};
-use datafusion::common::Result;
 use datafusion::common::config::ConfigOptions;
 use datafusion::common::tree_node::{Transformed, TransformedResult, TreeNode, TreeNodeRecursion};
+use datafusion::common::{DataFusionError, Result};
 use datafusion::execution::memory_pool::{MemoryConsumer, MemoryReservation};
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
 use datafusion::physical_expr::{LexOrdering, PhysicalExpr};
 use datafusion::physical_expr_common::sort_expr::OrderingRequirements;
 use datafusion::physical_optimizer::PhysicalOptimizerRule;
 use datafusion::physical_plan::execution_plan::{ChildrenPropertiesMode, ReplaceChildrenOptions};
-use datafusion::physical_plan::metrics::{BaselineMetrics, ExecutionPlanMetricsSet, MetricsSet};
+use datafusion::physical_plan::metrics::{
+    BaselineMetrics, Count, ExecutionPlanMetricsSet, MetricBuilder, MetricsSet,
+};
 use datafusion::physical_plan::sorts::sort::SortExec;
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
+use datafusion::physical_plan::streaming::{PartitionStream, StreamingTableExec};
 use datafusion::physical_plan::{
     DisplayAs, DisplayFormatType, ExecutionPlan, ExecutionPlanProperties,
     InputDistributionRequirements, PlanProperties,
@@ -176,14 +181,19 @@ impl ExecutionPlan for KeySortExec {
         {
             return Ok(input);
         }
+        // Spillable: under a fair pool (a worker's) it gets its share, and past it the
+        // partition goes to DataFusion's spilling sort.
         let reservation = MemoryConsumer::new(format!("KeySortExec[{partition}]"))
+            .with_can_spill(true)
             .register(context.memory_pool());
         let run = Run {
             schema: self.schema(),
             expr: self.expr().clone(),
             batch_size: context.session_config().batch_size().max(1),
             metrics: BaselineMetrics::new(&self.metrics, partition),
+            spilled: MetricBuilder::new(&self.metrics).counter(SPILLED_METRIC, partition),
             reservation,
+            context,
         };
         let schema = self.schema();
         let sorted = futures::stream::once(run.sort(input)).try_flatten();
@@ -201,7 +211,10 @@ struct Run {
     expr: LexOrdering,
     batch_size: usize,
     metrics: BaselineMetrics,
+    /// Partitions handed to DataFusion's spilling sort (0 or 1).
+    spilled: Count,
     reservation: MemoryReservation,
+    context: Arc<TaskContext>,
 }
 
 impl Run {
@@ -210,25 +223,41 @@ impl Run {
     /// The output is gathered at once rather than as it is asked for: the operators after a
     /// sort (windows, the next sort) buffer their partition too, so holding the input until
     /// the last output batch leaves would hold the partition twice for longer.
+    ///
+    /// The partition is accounted for twice (the gather writes a copy before the input is
+    /// released). When the memory pool refuses either, the batches buffered so far and the
+    /// rest of the input go to DataFusion's `SortExec` instead, which sorts what fits and
+    /// spills the rest to disk: the same order (ties may differ), without the memory.
     async fn sort(
         self,
         mut input: SendableRecordBatchStream,
     ) -> Result<BoxStream<'static, Result<RecordBatch>>> {
+        let mut batches = vec![];
+        while let Some(batch) = input.next().await {
+            let batch = batch?;
+            if batch.num_rows() == 0 {
+                continue;
+            }
+            let refused = self
+                .reservation
+                .try_grow(batch.get_array_memory_size())
+                .is_err();
+            batches.push(batch);
+            if refused {
+                return self.spill(batches, input);
+            }
+        }
+        if self.reservation.try_grow(self.reservation.size()).is_err() {
+            return self.spill(batches, input);
+        }
         let Self {
             schema,
             expr,
             batch_size,
             metrics,
             reservation,
+            ..
         } = self;
-        let mut batches = vec![];
-        while let Some(batch) = input.next().await {
-            let batch = batch?;
-            if batch.num_rows() > 0 {
-                reservation.try_grow(batch.get_array_memory_size())?;
-                batches.push(batch);
-            }
-        }
         let elapsed = metrics.elapsed_compute().clone();
         let timer = elapsed.timer();
         if batches.len() > MAX_GATHERED_BATCHES {
@@ -245,10 +274,7 @@ impl Run {
         let options: Vec<_> = expr.iter().map(|key| key.options).collect();
         let order = sorted_order(&columns, &options)?;
         drop(columns);
-        let sorted = order
-            .chunks(batch_size)
-            .map(|chunk| gather(&schema, &batches, chunk))
-            .collect::<Result<Vec<_>>>()?;
+        let sorted = gather(&schema, &batches, &order, batch_size)?;
         drop(batches);
         reservation.try_resize(sorted.iter().map(|b| b.get_array_memory_size()).sum())?;
         metrics.record_output(order.len());
@@ -261,30 +287,123 @@ impl Run {
             })
             .boxed())
     }
+
+    /// The partition (`buffered`, then the rest of `input`) sorted by DataFusion's spilling
+    /// sort. Our reservation is released first: the sort accounts for each batch as it takes
+    /// it, and spills what does not fit.
+    fn spill(
+        self,
+        buffered: Vec<RecordBatch>,
+        input: SendableRecordBatchStream,
+    ) -> Result<BoxStream<'static, Result<RecordBatch>>> {
+        let Self {
+            schema,
+            expr,
+            metrics,
+            spilled,
+            reservation,
+            context,
+            ..
+        } = self;
+        reservation.free();
+        spilled.add(1);
+        let replayed = futures::stream::iter(buffered.into_iter().map(Ok)).chain(input);
+        let source = Arc::new(Replay {
+            schema: Arc::clone(&schema),
+            stream: Mutex::new(Some(Box::pin(RecordBatchStreamAdapter::new(
+                Arc::clone(&schema),
+                replayed,
+            )))),
+        });
+        let source = StreamingTableExec::try_new(schema, vec![source], None, [], false, None)?;
+        let sort = SortExec::new(expr, Arc::new(source));
+        let sorted = sort.execute(0, context)?;
+        Ok(sorted
+            .map(move |batch| {
+                if let Ok(batch) = &batch {
+                    metrics.record_output(batch.num_rows());
+                }
+                batch
+            })
+            .boxed())
+    }
 }
 
-/// One output batch: the rows at `positions` (batch, row) of `batches`.
+/// Name of [`KeySortExec`]'s metric counting partitions sorted by DataFusion's spilling sort
+/// because the memory pool refused the in-memory sort.
+pub const SPILLED_METRIC: &str = "partitions_to_spilling_sort";
+
+/// A stream executed once, as the input of the spilling sort.
+struct Replay {
+    schema: SchemaRef,
+    stream: Mutex<Option<SendableRecordBatchStream>>,
+}
+
+impl std::fmt::Debug for Replay {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Replay")
+    }
+}
+
+impl PartitionStream for Replay {
+    fn schema(&self) -> &SchemaRef {
+        &self.schema
+    }
+
+    fn execute(&self, _context: Arc<TaskContext>) -> SendableRecordBatchStream {
+        let taken = self.stream.lock().ok().and_then(|mut stream| stream.take());
+        taken.unwrap_or_else(|| {
+            let again = futures::stream::once(async {
+                Err(DataFusionError::Internal(
+                    "a sort's buffered input was replayed twice".to_string(),
+                ))
+            });
+            Box::pin(RecordBatchStreamAdapter::new(
+                Arc::clone(&self.schema),
+                again,
+            ))
+        })
+    }
+}
+
+/// The output batches (`batch_size` rows each): the rows at `positions` (batch, row) of
+/// `batches`.
+///
+/// Column by column: each output value is a read from a random row of its partition, and
+/// gathering one column over the whole output keeps that column's source (a few MB) in the
+/// caches and the TLB, where gathering every column of one output batch at a time cycles
+/// through all of them.
 fn gather(
     schema: &SchemaRef,
     batches: &[RecordBatch],
     positions: &[(u32, u32)],
-) -> Result<RecordBatch> {
+    batch_size: usize,
+) -> Result<Vec<RecordBatch>> {
     let positions: Vec<(usize, usize)> = positions
         .iter()
         .map(|(batch, row)| (*batch as usize, *row as usize))
         .collect();
-    let columns = (0..schema.fields().len())
-        .map(|i| {
-            let arrays: Vec<&dyn Array> = batches.iter().map(|b| b.column(i).as_ref()).collect();
-            interleave(&arrays, &positions)
+    let chunks: Vec<&[(usize, usize)]> = positions.chunks(batch_size).collect();
+    let mut columns: Vec<Vec<ArrayRef>> =
+        vec![Vec::with_capacity(schema.fields().len()); chunks.len()];
+    for i in 0..schema.fields().len() {
+        let arrays: Vec<&dyn Array> = batches.iter().map(|b| b.column(i).as_ref()).collect();
+        for (chunk, output) in chunks.iter().zip(columns.iter_mut()) {
+            output.push(interleave(&arrays, chunk)?);
+        }
+    }
+    chunks
+        .iter()
+        .zip(columns)
+        .map(|(chunk, columns)| {
+            let options = RecordBatchOptions::new().with_row_count(Some(chunk.len()));
+            Ok(RecordBatch::try_new_with_options(
+                Arc::clone(schema),
+                columns,
+                &options,
+            )?)
         })
-        .collect::<std::result::Result<Vec<_>, _>>()?;
-    let options = RecordBatchOptions::new().with_row_count(Some(positions.len()));
-    Ok(RecordBatch::try_new_with_options(
-        Arc::clone(schema),
-        columns,
-        &options,
-    )?)
+        .collect()
 }
 
 /// Replaces every `SortExec` [`KeySortExec`] can take, in sessions that sort partitions in one
@@ -302,16 +421,7 @@ impl PhysicalOptimizerRule for SortByKeys {
         if config.execution.sort_in_place_threshold_bytes < MIN_IN_PLACE_BYTES {
             return Ok(plan);
         }
-        plan.transform_up(|node| {
-            let Some(sort) = node.downcast_ref::<SortExec>() else {
-                return Ok(Transformed::no(node));
-            };
-            Ok(match KeySortExec::try_new(Arc::new(sort.clone())) {
-                Some(keyed) => Transformed::yes(Arc::new(keyed) as Arc<dyn ExecutionPlan>),
-                None => Transformed::no(node),
-            })
-        })
-        .data()
+        with_key_sorts(plan)
     }
 
     fn name(&self) -> &str {
@@ -321,4 +431,21 @@ impl PhysicalOptimizerRule for SortByKeys {
     fn schema_check(&self) -> bool {
         true
     }
+}
+
+/// `plan` with every `SortExec` [`KeySortExec`] can take replaced by one, whatever the
+/// session's sort settings: what [`SortByKeys`] does in sessions that sort in one piece, and
+/// what a cluster's workers do to each task's plan (under their bounded memory, a partition
+/// that does not fit goes to DataFusion's spilling sort, see [`KeySortExec`]).
+pub fn with_key_sorts(plan: Arc<dyn ExecutionPlan>) -> Result<Arc<dyn ExecutionPlan>> {
+    plan.transform_up(|node| {
+        let Some(sort) = node.downcast_ref::<SortExec>() else {
+            return Ok(Transformed::no(node));
+        };
+        Ok(match KeySortExec::try_new(Arc::new(sort.clone())) {
+            Some(keyed) => Transformed::yes(Arc::new(keyed) as Arc<dyn ExecutionPlan>),
+            None => Transformed::no(node),
+        })
+    })
+    .data()
 }

@@ -150,9 +150,14 @@ async fn result_rows(ctx: &SessionContext, sql: &str) -> (Vec<String>, String) {
         .indent(true)
         .to_string();
     let batches = frame.collect().await.expect("run");
+    (rows_of(&batches), plan)
+}
+
+/// Every row of `batches` as text (see [`result_rows`]).
+fn rows_of(batches: &[RecordBatch]) -> Vec<String> {
     let options = FormatOptions::default().with_null("NULL");
     let mut out = vec![];
-    for batch in &batches {
+    for batch in batches {
         let formatters: Vec<ArrayFormatter> = batch
             .columns()
             .iter()
@@ -176,7 +181,7 @@ async fn result_rows(ctx: &SessionContext, sql: &str) -> (Vec<String>, String) {
             out.push(cells.join("|"));
         }
     }
-    (out, plan)
+    out
 }
 
 #[tokio::test]
@@ -410,4 +415,93 @@ async fn key_sorts_of_many_tiny_batches_equal_datafusions() {
     let (actual, plan) = result_rows(&ctx, sql).await;
     assert!(plan.contains("KeySortExec"), "{plan}");
     assert_eq!(expected, actual);
+}
+
+/// A session under a fair memory pool of `pool_bytes` (a worker's kind), sorts in place, our
+/// rewrites on, table `t` = `pieces` in one partition.
+fn bounded_session(pool_bytes: usize, pieces: &[RecordBatch]) -> SessionContext {
+    use datafusion::execution::SessionStateBuilder;
+    use datafusion::execution::memory_pool::FairSpillPool;
+    use datafusion::execution::runtime_env::RuntimeEnvBuilder;
+    let runtime = RuntimeEnvBuilder::new()
+        .with_memory_pool(Arc::new(FairSpillPool::new(pool_bytes)))
+        .build_arc()
+        .expect("runtime");
+    let mut config = in_place(SessionConfig::new().with_target_partitions(1));
+    // DataFusion's spilling sort sets this much aside for its merge (10 MiB by default).
+    config.options_mut().execution.sort_spill_reservation_bytes = 64 << 10;
+    let builder = SessionStateBuilder::new()
+        .with_config(config)
+        .with_runtime_env(runtime)
+        .with_default_features();
+    let mut state = lendfusion_udfs::with_optimizer_rules(builder).build();
+    lendfusion_udfs::register_all(&mut state).expect("functions");
+    let ctx = SessionContext::new_with_state(state);
+    let table = MemTable::try_new(pieces[0].schema(), vec![pieces.to_vec()]).expect("table");
+    ctx.register_table("t", Arc::new(table)).expect("register");
+    ctx
+}
+
+/// The rows of `sql` as text and the value of `KeySortExec`'s spill counter.
+async fn rows_and_spills(ctx: &SessionContext, sql: &str) -> (Vec<String>, usize) {
+    use datafusion::physical_plan::{ExecutionPlan, collect};
+    use lendfusion_udfs::planning::key_sort::{KeySortExec, SPILLED_METRIC};
+    let plan = ctx
+        .sql(sql)
+        .await
+        .expect("plan")
+        .create_physical_plan()
+        .await
+        .expect("physical");
+    let batches = collect(Arc::clone(&plan), ctx.task_ctx())
+        .await
+        .expect("run");
+    fn find(plan: &Arc<dyn ExecutionPlan>) -> Option<&Arc<dyn ExecutionPlan>> {
+        if plan.downcast_ref::<KeySortExec>().is_some() {
+            return Some(plan);
+        }
+        plan.children().into_iter().find_map(find)
+    }
+    let sort = find(&plan).expect("a KeySortExec in the plan");
+    let spills = sort
+        .metrics()
+        .and_then(|m| m.sum_by_name(SPILLED_METRIC))
+        .map_or(0, |v| v.as_usize());
+    (rows_of(&batches), spills)
+}
+
+#[tokio::test]
+async fn a_key_sort_beyond_the_memory_pool_spills_through_datafusions_sort() {
+    let mut rng = TestRng::new(77);
+    let batch = table(&mut rng, 30_000);
+    let pieces: Vec<RecordBatch> = (0..batch.num_rows())
+        .step_by(1_000)
+        .map(|s| batch.slice(s, 1_000))
+        .collect();
+    let reference = session_over(
+        SessionConfig::new().with_target_partitions(1),
+        false,
+        "t",
+        &pieces,
+    );
+    let bytes: usize = pieces.iter().map(|b| b.get_array_memory_size()).sum();
+    for sql in [
+        "SELECT * FROM t ORDER BY s DESC NULLS LAST, d, id",
+        "SELECT * FROM t ORDER BY f NULLS FIRST, id DESC",
+    ] {
+        let (expected, _) = result_rows(&reference, sql).await;
+        // Room for the partition twice: sorted in memory.
+        let (in_memory, spills) = rows_and_spills(&bounded_session(4 * bytes, &pieces), sql).await;
+        assert_eq!(spills, 0, "{sql}");
+        assert_eq!(in_memory, expected, "{sql}");
+        // Room for a third of it: the buffered batches and the rest go to the spilling sort.
+        let (spilled, spills) = rows_and_spills(&bounded_session(bytes / 3, &pieces), sql).await;
+        assert_eq!(spills, 1, "{sql}");
+        assert_eq!(spilled, expected, "{sql}");
+        // Room for the input but not its gathered copy: spilled too.
+        let (spilled, spills) =
+            rows_and_spills(&bounded_session(bytes * 3 / 2, &pieces), sql).await;
+        assert_eq!(spills, 1, "{sql}");
+        assert_eq!(spilled, expected, "{sql}");
+    }
 }
