@@ -5,6 +5,7 @@ configuration file the container would get.
 usage: validate_deploy.py REPO LENDFUSION_BIN COMPOSE_SPEC_WHEEL
 """
 
+import atexit
 import json
 import os
 import re
@@ -102,6 +103,7 @@ def kubernetes(repo, binary):
     config_text = configmap["data"]["lendfusion.toml"]
     config = tomllib.loads(config_text)
     workdir = tempfile.mkdtemp()
+    atexit.register(shutil.rmtree, workdir, ignore_errors=True)
     config_path = os.path.join(workdir, "lendfusion.toml")
     with open(config_path, "w") as f:
         f.write(config_text)
