@@ -139,7 +139,8 @@ pub struct ClusterSettings {
     /// operators fail with a resources-exhausted error instead of the process being killed.
     /// Window operators do not account their buffered partition. (`worker --memory-mb`)
     pub worker_memory_mb: u64,
-    /// Folder for a worker's shuffle files and spills (default: a temporary folder;
+    /// Folder for a worker's shuffle files and spills (default: a temporary folder, removed
+    /// when the worker stops on SIGTERM or Ctrl-C, left behind by a killed one;
     /// `worker --work-dir`).
     pub work_dir: Option<String>,
     /// How often a worker tells the coordinator it is alive.
