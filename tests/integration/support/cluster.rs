@@ -195,13 +195,20 @@ impl ProcessCluster {
         // The coordinator's operations port; workers ask it whether they are registered.
         let ops_port = free_port();
         env.push(("LENDFUSION_OPS__HTTP_PORT".into(), ops_port.to_string()));
-        let coordinator = spawn_coordinator(
+        let mut coordinator = spawn_coordinator(
             &env,
             &logs.path().join("coordinator.log"),
             data,
             scheduler_port,
             &args,
             ops_port,
+        );
+        // Workers pick free ports themselves: they could take a port chosen here for the
+        // coordinator that it has not bound yet. Start them once it listens on all three.
+        wait_listening(
+            &mut coordinator,
+            &[scheduler_port, client_port, ops_port],
+            Duration::from_secs(60),
         );
         let mut cluster = Self {
             coordinator,
@@ -314,6 +321,20 @@ impl ProcessCluster {
             out.push_str(&format!("\n--- worker {i}\n{}", w.log_text()));
         }
         out
+    }
+}
+
+/// Wait up to `timeout` until something accepts connections on every one of `ports`, or
+/// `process` has exited (the test then fails on its log).
+fn wait_listening(process: &mut Process, ports: &[u16], timeout: Duration) {
+    let deadline = std::time::Instant::now() + timeout;
+    for port in ports {
+        while std::net::TcpStream::connect(("127.0.0.1", *port)).is_err() {
+            if !process.is_running() || std::time::Instant::now() >= deadline {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 }
 
