@@ -6,6 +6,7 @@
 //! ([`with_key_sorts`]: the coordinator plans DataFusion's sorts for the cluster; a partition
 //! beyond the worker's memory still goes to DataFusion's spilling sort). Every stage is
 //! wrapped in an [`ObservedStage`] (metrics, logs with the query id).
+
 use std::sync::Arc;
 
 use ballista_core::JobId;

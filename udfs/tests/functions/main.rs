@@ -7,8 +7,11 @@ mod rewrites;
 mod slt;
 mod sorts;
 
+use std::sync::Arc;
+
 use datafusion::error::DataFusionError;
 use datafusion::execution::SessionStateBuilder;
+use datafusion::execution::runtime_env::RuntimeEnv;
 use datafusion::prelude::{SessionConfig, SessionContext};
 
 /// A DataFusion session with every lendfusion function.
@@ -19,9 +22,21 @@ pub fn new_ctx() -> Result<SessionContext, DataFusionError> {
 /// A session with every lendfusion function under `config`, with or without our plan
 /// rewrites (without: DataFusion's own plans, the reference the rewrites are checked against).
 pub fn ctx_with(config: SessionConfig, rewrites: bool) -> Result<SessionContext, DataFusionError> {
+    ctx_with_runtime(config, rewrites, None)
+}
+
+/// [`ctx_with`] over `runtime` (memory pool, spill folder) instead of a default one.
+pub fn ctx_with_runtime(
+    config: SessionConfig,
+    rewrites: bool,
+    runtime: Option<Arc<RuntimeEnv>>,
+) -> Result<SessionContext, DataFusionError> {
     let mut builder = SessionStateBuilder::new()
         .with_config(config)
         .with_default_features();
+    if let Some(runtime) = runtime {
+        builder = builder.with_runtime_env(runtime);
+    }
     if rewrites {
         builder = lendfusion_udfs::with_optimizer_rules(builder);
     }

@@ -13,7 +13,7 @@ use arrow::util::display::{ArrayFormatter, FormatOptions};
 use datafusion::datasource::MemTable;
 use datafusion::prelude::{SessionConfig, SessionContext};
 
-use crate::{TestRng, ctx_with};
+use crate::{TestRng, ctx_with, ctx_with_runtime};
 
 fn table(rng: &mut TestRng, rows: usize) -> RecordBatch {
     let pick = |rng: &mut TestRng, n: u64| rng.below(n);
@@ -131,7 +131,11 @@ fn session_over(
     name: &str,
     pieces: &[RecordBatch],
 ) -> SessionContext {
-    let ctx = ctx_with(config, rewrites).expect("ctx");
+    with_table(ctx_with(config, rewrites).expect("ctx"), name, pieces)
+}
+
+/// `ctx` with table `name` = `pieces`, one partition.
+fn with_table(ctx: SessionContext, name: &str, pieces: &[RecordBatch]) -> SessionContext {
     let table = MemTable::try_new(pieces[0].schema(), vec![pieces.to_vec()]).expect("table");
     ctx.register_table(name, Arc::new(table)).expect("register");
     ctx
@@ -420,7 +424,6 @@ async fn key_sorts_of_many_tiny_batches_equal_datafusions() {
 /// A session under a fair memory pool of `pool_bytes` (a worker's kind), sorts in place, our
 /// rewrites on, table `t` = `pieces` in one partition.
 fn bounded_session(pool_bytes: usize, pieces: &[RecordBatch]) -> SessionContext {
-    use datafusion::execution::SessionStateBuilder;
     use datafusion::execution::memory_pool::FairSpillPool;
     use datafusion::execution::runtime_env::RuntimeEnvBuilder;
     let runtime = RuntimeEnvBuilder::new()
@@ -430,16 +433,8 @@ fn bounded_session(pool_bytes: usize, pieces: &[RecordBatch]) -> SessionContext 
     let mut config = in_place(SessionConfig::new().with_target_partitions(1));
     // DataFusion's spilling sort sets this much aside for its merge (10 MiB by default).
     config.options_mut().execution.sort_spill_reservation_bytes = 64 << 10;
-    let builder = SessionStateBuilder::new()
-        .with_config(config)
-        .with_runtime_env(runtime)
-        .with_default_features();
-    let mut state = lendfusion_udfs::with_optimizer_rules(builder).build();
-    lendfusion_udfs::register_all(&mut state).expect("functions");
-    let ctx = SessionContext::new_with_state(state);
-    let table = MemTable::try_new(pieces[0].schema(), vec![pieces.to_vec()]).expect("table");
-    ctx.register_table("t", Arc::new(table)).expect("register");
-    ctx
+    let ctx = ctx_with_runtime(config, true, Some(runtime)).expect("ctx");
+    with_table(ctx, "t", pieces)
 }
 
 /// The rows of `sql` as text and the value of `KeySortExec`'s spill counter.
