@@ -6,8 +6,7 @@ use datafusion::common::ScalarValue;
 use datafusion::error::Result;
 use datafusion::logical_expr::WindowUDF;
 
-use super::section::{scatter_i32, valid_rows};
-use crate::common::ranks::average_ranks;
+use super::section::{scatter_i32, section_ranks};
 use crate::common::window::{PartitionKernel, partition_window, required};
 use crate::common::{doc, integer_literal};
 
@@ -18,17 +17,16 @@ struct CsBucket {
 
 impl PartitionKernel for CsBucket {
     fn evaluate(&self, columns: &[&Float64Array], rows: usize) -> Result<ArrayRef> {
-        let (index, values) = valid_rows(columns[0]);
-        let n = values.len() as i64;
-        let ranks = average_ranks(&values);
+        let section = section_ranks(columns[0]);
+        let n = section.ranks.len() as i64;
         // ceil(k * r / n) in integers: 2r is an integer, so ceil(k * 2r / 2n) is exact.
-        let buckets = ranks.into_iter().map(|r| {
+        let buckets = section.ranks.iter().map(|r| {
             let twice_r = (2.0 * r) as i64;
             let num = self.k * twice_r;
             let den = 2 * n;
             ((num + den - 1) / den).clamp(1, self.k) as i32
         });
-        Ok(scatter_i32(rows, &index, buckets))
+        Ok(scatter_i32(rows, &section.rows, buckets))
     }
 }
 

@@ -6,10 +6,9 @@ use datafusion::common::ScalarValue;
 use datafusion::error::Result;
 use datafusion::logical_expr::WindowUDF;
 
-use super::section::{scatter_f64, valid_rows};
+use super::section::{scatter_f64, section_ranks};
 use crate::common::doc;
 use crate::common::normal::inverse_normal_cdf;
-use crate::common::ranks::average_ranks;
 use crate::common::window::{PartitionKernel, partition_window};
 
 #[derive(Debug)]
@@ -17,13 +16,13 @@ struct CsNormalRank;
 
 impl PartitionKernel for CsNormalRank {
     fn evaluate(&self, columns: &[&Float64Array], rows: usize) -> Result<ArrayRef> {
-        let (index, values) = valid_rows(columns[0]);
-        let n = values.len() as f64;
-        let ranks = average_ranks(&values);
-        let scores = ranks
-            .into_iter()
+        let section = section_ranks(columns[0]);
+        let n = section.ranks.len() as f64;
+        let scores = section
+            .ranks
+            .iter()
             .map(|r| inverse_normal_cdf((r - 0.5) / n).unwrap_or(f64::NAN));
-        Ok(scatter_f64(rows, &index, scores))
+        Ok(scatter_f64(rows, &section.rows, scores))
     }
 }
 

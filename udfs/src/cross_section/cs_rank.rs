@@ -6,9 +6,8 @@ use datafusion::common::ScalarValue;
 use datafusion::error::Result;
 use datafusion::logical_expr::WindowUDF;
 
-use super::section::{scatter_f64, valid_rows};
+use super::section::{scatter_f64, section_ranks};
 use crate::common::doc;
-use crate::common::ranks::average_ranks;
 use crate::common::window::{PartitionKernel, partition_window};
 
 #[derive(Debug)]
@@ -16,10 +15,13 @@ struct CsRank;
 
 impl PartitionKernel for CsRank {
     fn evaluate(&self, columns: &[&Float64Array], rows: usize) -> Result<ArrayRef> {
-        let (index, values) = valid_rows(columns[0]);
-        let n = values.len() as f64;
-        let ranks = average_ranks(&values);
-        Ok(scatter_f64(rows, &index, ranks.into_iter().map(|r| r / n)))
+        let section = section_ranks(columns[0]);
+        let n = section.ranks.len() as f64;
+        Ok(scatter_f64(
+            rows,
+            &section.rows,
+            section.ranks.iter().map(|r| r / n),
+        ))
     }
 }
 
