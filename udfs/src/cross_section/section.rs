@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use arrow::array::{Array, ArrayRef, Float64Array, Int32Array};
 use arrow::buffer::{BooleanBuffer, NullBuffer};
+use arrow::util::bit_util;
 
 use crate::common::ranks::average_ranks;
 
@@ -108,7 +109,7 @@ pub fn scatter_f64(len: usize, rows: &[usize], values: impl IntoIterator<Item = 
     for (row, v) in rows.iter().zip(values) {
         if v.is_finite() {
             out[*row] = v + 0.0;
-            valid[row / 8] |= 1 << (row % 8);
+            bit_util::set_bit(&mut valid, *row);
         }
     }
     let nulls = NullBuffer::new(BooleanBuffer::new(valid.into(), 0, len));
