@@ -21,6 +21,7 @@ use datafusion::physical_plan::ExecutionPlan;
 use datafusion::prelude::SessionConfig;
 use lendfusion_core::strict_adapter::StrictExprAdapterFactory;
 use lendfusion_udfs::planning::key_sort::with_key_sorts;
+use lendfusion_udfs::planning::merge_join::with_merge_joins;
 
 use crate::observed::ObservedStage;
 
@@ -47,7 +48,7 @@ impl ExecutionEngine for StrictScanEngine {
         work_dir: &str,
         config: &SessionConfig,
     ) -> Result<Arc<dyn QueryStageExecutor>> {
-        let plan = with_key_sorts(strict_scans(plan)?)?;
+        let plan = with_merge_joins(with_key_sorts(strict_scans(plan)?)?)?;
         let query_id = job_id.to_string();
         let stage = self.inner.create_query_stage_exec(
             job_id,

@@ -309,13 +309,10 @@ impl Run {
         reservation.free();
         spilled.add(1);
         let replayed = futures::stream::iter(buffered.into_iter().map(Ok)).chain(input);
-        let source = Arc::new(Replay {
-            schema: Arc::clone(&schema),
-            stream: Mutex::new(Some(Box::pin(RecordBatchStreamAdapter::new(
-                Arc::clone(&schema),
-                replayed,
-            )))),
-        });
+        let source = Replay::new(Box::pin(RecordBatchStreamAdapter::new(
+            Arc::clone(&schema),
+            replayed,
+        )));
         let source = StreamingTableExec::try_new(schema, vec![source], None, [], false, None)?;
         let sort = SortExec::new(expr, Arc::new(source));
         let sorted = sort.execute(0, context)?;
@@ -334,10 +331,20 @@ impl Run {
 /// because the memory pool refused the in-memory sort.
 pub const SPILLED_METRIC: &str = "partitions_to_spilling_sort";
 
-/// A stream executed once, as the input of the spilling sort.
-struct Replay {
+/// A stream executed once, as the input of a DataFusion operator taking over a partition.
+pub(crate) struct Replay {
     schema: SchemaRef,
     stream: Mutex<Option<SendableRecordBatchStream>>,
+}
+
+impl Replay {
+    /// `stream` as a partition stream (executed once).
+    pub(crate) fn new(stream: SendableRecordBatchStream) -> Arc<Self> {
+        Arc::new(Self {
+            schema: stream.schema(),
+            stream: Mutex::new(Some(stream)),
+        })
+    }
 }
 
 impl std::fmt::Debug for Replay {
@@ -356,7 +363,7 @@ impl PartitionStream for Replay {
         taken.unwrap_or_else(|| {
             let again = futures::stream::once(async {
                 Err(DataFusionError::Internal(
-                    "a sort's buffered input was replayed twice".to_string(),
+                    "a buffered input was replayed twice".to_string(),
                 ))
             });
             Box::pin(RecordBatchStreamAdapter::new(

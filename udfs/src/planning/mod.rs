@@ -3,6 +3,7 @@
 pub mod chunked_window;
 pub mod extend_sorts;
 pub mod key_sort;
+pub mod merge_join;
 pub mod order_keys;
 pub mod rolling_avg;
 
@@ -31,6 +32,7 @@ pub fn physical_optimizer_rules() -> Vec<Arc<dyn PhysicalOptimizerRule + Send + 
         Arc::new(chunked_window::ChunkWindows),
         Arc::new(extend_sorts::ExtendSorts),
         Arc::new(key_sort::SortByKeys),
+        Arc::new(merge_join::MergeJoins),
     ]
 }
 

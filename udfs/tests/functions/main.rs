@@ -1,6 +1,8 @@
 //! Tests of every lendfusion function through SQL: sqllogictest files, properties on arbitrary
-//! input, the absence of look-ahead, and plan rewrites that must not change results.
+//! input, the absence of look-ahead, and plan rewrites (sorts, joins) that must not change
+//! results.
 
+mod joins;
 mod lookahead;
 mod properties;
 mod rewrites;
