@@ -32,11 +32,12 @@ use std::cmp::Ordering;
 use std::sync::Arc;
 
 use arrow::array::{
-    Array, ArrayRef, DynComparator, RecordBatch, RecordBatchOptions, UInt32Array, make_comparator,
+    Array, ArrayRef, AsArray, DynComparator, RecordBatch, RecordBatchOptions, StringArray,
+    StringViewArray, UInt32Array, make_comparator,
 };
 use arrow::buffer::NullBuffer;
 use arrow::compute::{SortOptions, concat_batches, take};
-use arrow::datatypes::{DataType, SchemaRef};
+use arrow::datatypes::{DataType, Date32Type, Int32Type, SchemaRef};
 use datafusion::common::config::ConfigOptions;
 use datafusion::common::tree_node::{Transformed, TransformedResult, TreeNode, TreeNodeRecursion};
 use datafusion::common::{JoinType, NullEquality, Result};
@@ -352,10 +353,52 @@ impl Run {
     }
 }
 
+/// One join key's column on two sides, compared row against row: directly for null-free
+/// dates, 32-bit integers and strings (the factor panel's keys), by Arrow's dynamic comparator
+/// (ascending, NULLs first) otherwise.
+enum KeyPair<'a> {
+    Int32(&'a [i32], &'a [i32]),
+    Utf8View(&'a StringViewArray, &'a StringViewArray),
+    Utf8(&'a StringArray, &'a StringArray),
+    Dynamic(DynComparator),
+}
+
+impl<'a> KeyPair<'a> {
+    fn new(left: &'a dyn Array, right: &'a dyn Array) -> Result<Self> {
+        let direct = left.null_count() == 0
+            && right.null_count() == 0
+            && left.data_type() == right.data_type();
+        Ok(match left.data_type() {
+            DataType::Date32 if direct => Self::Int32(
+                left.as_primitive::<Date32Type>().values(),
+                right.as_primitive::<Date32Type>().values(),
+            ),
+            DataType::Int32 if direct => Self::Int32(
+                left.as_primitive::<Int32Type>().values(),
+                right.as_primitive::<Int32Type>().values(),
+            ),
+            DataType::Utf8View if direct => {
+                Self::Utf8View(left.as_string_view(), right.as_string_view())
+            }
+            DataType::Utf8 if direct => Self::Utf8(left.as_string(), right.as_string()),
+            _ => Self::Dynamic(make_comparator(left, right, SortOptions::default())?),
+        })
+    }
+
+    fn compare(&self, i: usize, j: usize) -> Ordering {
+        match self {
+            Self::Int32(l, r) => l[i].cmp(&r[j]),
+            Self::Utf8View(l, r) => l.value(i).cmp(r.value(j)),
+            Self::Utf8(l, r) => l.value(i).cmp(r.value(j)),
+            Self::Dynamic(compare) => compare(i, j),
+        }
+    }
+}
+
 /// Comparison of row `i` of one side's keys with row `j` of the other's, key by key.
-fn compare(comparators: &[DynComparator], i: usize, j: usize) -> Ordering {
-    for compare in comparators {
-        match compare(i, j) {
+fn compare(keys: &[KeyPair], i: usize, j: usize) -> Ordering {
+    for key in keys {
+        match key.compare(i, j) {
             Ordering::Equal => continue,
             unequal => return unequal,
         }
@@ -363,14 +406,19 @@ fn compare(comparators: &[DynComparator], i: usize, j: usize) -> Ordering {
     Ordering::Equal
 }
 
+/// The key pairs of `left` against `right`.
+fn key_pairs<'a>(left: &'a [ArrayRef], right: &'a [ArrayRef]) -> Result<Vec<KeyPair<'a>>> {
+    left.iter()
+        .zip(right)
+        .map(|(l, r)| KeyPair::new(l.as_ref(), r.as_ref()))
+        .collect()
+}
+
 /// Whether the rows are in ascending key order, NULLs first (each key after the previous).
 fn is_sorted(keys: &[ArrayRef]) -> Result<bool> {
-    let comparators = keys
-        .iter()
-        .map(|k| make_comparator(k.as_ref(), k.as_ref(), SortOptions::default()))
-        .collect::<std::result::Result<Vec<_>, _>>()?;
+    let pairs = key_pairs(keys, keys)?;
     let rows = keys.first().map_or(0, |k| k.len());
-    Ok((1..rows).all(|i| compare(&comparators, i - 1, i) != Ordering::Greater))
+    Ok((1..rows).all(|i| compare(&pairs, i - 1, i) != Ordering::Greater))
 }
 
 /// The sorted left of a partition, probed by the right's batches in turn.
@@ -397,12 +445,7 @@ impl Probe {
                     .into_array(right.num_rows())
             })
             .collect::<Result<Vec<_>>>()?;
-        let comparators = self
-            .left_keys
-            .iter()
-            .zip(&right_keys)
-            .map(|(l, r)| make_comparator(l.as_ref(), r.as_ref(), SortOptions::default()))
-            .collect::<std::result::Result<Vec<_>, _>>()?;
+        let pairs = key_pairs(&self.left_keys, &right_keys)?;
         let valid = right_keys
             .iter()
             .fold(None, |nulls: Option<NullBuffer>, key| {
@@ -415,7 +458,7 @@ impl Probe {
             if valid.as_ref().is_some_and(|v| v.is_null(j)) {
                 continue;
             }
-            let order = |i: usize| compare(&comparators, i, j);
+            let order = |i: usize| compare(&pairs, i, j);
             let first = first_not_below(order, self.next, rows);
             let mut end = first;
             while end < rows && order(end) == Ordering::Equal {

@@ -78,18 +78,18 @@ fn side(rng: &mut TestRng, prefix: &str, draw: Draw, partitions: usize) -> Vec<V
             Arc::new(n),
         ],
     )
-    .unwrap();
+    .expect("join test step");
     if draw.sorted {
         let keys = [0, 1].map(|c| SortColumn {
             values: Arc::clone(batch.column(c)),
             options: None,
         });
-        let order = lexsort_to_indices(&keys, None).unwrap();
-        batch = take_record_batch(&batch, &order).unwrap();
+        let order = lexsort_to_indices(&keys, None).expect("join test step");
+        batch = take_record_batch(&batch, &order).expect("join test step");
         // Renumber: `row` is the position in the input as it is read.
         let mut columns = batch.columns().to_vec();
         columns[2] = Arc::new(Int64Array::from_iter_values(0..draw.rows as i64));
-        batch = RecordBatch::try_new(Arc::clone(&schema), columns).unwrap();
+        batch = RecordBatch::try_new(Arc::clone(&schema), columns).expect("join test step");
     }
     // Contiguous runs per partition (the first may be empty), in batches of 1 to 40 rows.
     let mut cuts: Vec<usize> = (1..partitions)
@@ -120,9 +120,13 @@ fn hash_join(
     projection: Option<Vec<usize>>,
 ) -> Arc<dyn ExecutionPlan> {
     let (left_schema, right_schema) = schemas;
-    let left = MemorySourceConfig::try_new_exec(left, Arc::clone(&left_schema), None).unwrap();
-    let right = MemorySourceConfig::try_new_exec(right, Arc::clone(&right_schema), None).unwrap();
-    let key = |name: &str, schema: &Schema| -> Arc<dyn PhysicalExpr> { col(name, schema).unwrap() };
+    let left = MemorySourceConfig::try_new_exec(left, Arc::clone(&left_schema), None)
+        .expect("join test step");
+    let right = MemorySourceConfig::try_new_exec(right, Arc::clone(&right_schema), None)
+        .expect("join test step");
+    let key = |name: &str, schema: &Schema| -> Arc<dyn PhysicalExpr> {
+        col(name, schema).expect("join test step")
+    };
     let on = vec![
         (key("s", &left_schema), key("s", &right_schema)),
         (key("d", &left_schema), key("d", &right_schema)),
@@ -139,7 +143,7 @@ fn hash_join(
             NullEquality::NullEqualsNothing,
             false,
         )
-        .unwrap(),
+        .expect("join test step"),
     )
 }
 
@@ -154,7 +158,7 @@ fn rows(partitions: &[Vec<RecordBatch>]) -> Vec<Vec<String>> {
                 let formatters: Vec<_> = batch
                     .columns()
                     .iter()
-                    .map(|c| ArrayFormatter::try_new(c.as_ref(), &options).unwrap())
+                    .map(|c| ArrayFormatter::try_new(c.as_ref(), &options).expect("join test step"))
                     .collect();
                 for i in 0..batch.num_rows() {
                     let row: Vec<String> =
@@ -204,11 +208,11 @@ async fn check(
     let expected = rows(
         &collect_partitioned(Arc::clone(&hashed), task())
             .await
-            .unwrap(),
+            .expect("join test step"),
     );
     let got_batches = collect_partitioned(Arc::clone(&merged), task())
         .await
-        .unwrap();
+        .expect("join test step");
     assert!(got_batches.iter().flatten().all(|b| b.num_rows() <= 7));
     let got = rows(&got_batches);
     for (partition, (mut got, mut expected)) in got.into_iter().zip(expected).enumerate() {
@@ -222,7 +226,7 @@ async fn check(
                         .column(column)
                         .as_any()
                         .downcast_ref::<Int64Array>()
-                        .unwrap();
+                        .expect("join test step");
                     c.values().to_vec()
                 })
                 .collect();
@@ -235,7 +239,7 @@ async fn check(
         expected.sort();
         assert_eq!(got, expected, "seed {seed} partition {partition}");
     }
-    let metrics = merged.metrics().unwrap();
+    let metrics = merged.metrics().expect("join test step");
     metrics
         .sum_by_name(HASHED_METRIC)
         .map_or(0, |m| m.as_usize())
@@ -274,6 +278,14 @@ async fn sorted_build_sides_merge_to_the_hash_joins_rows() {
             ..dup
         };
         assert_eq!(check(seed, plain, plain, 8, Some(vec![2, 6])).await, 0);
+        // Null-free keys compare directly (dates, Utf8 and Utf8View strings).
+        let clean = Draw { nulls: 0, ..plain };
+        assert_eq!(check(seed, clean, clean, 2, None).await, 0);
+        let clean_view = Draw {
+            view: true,
+            ..clean
+        };
+        assert_eq!(check(seed, clean_view, clean_view, 2, None).await, 0);
     }
 }
 
@@ -299,24 +311,24 @@ fn other_joins_are_left_to_datafusion() {
     let schemas = (schema("l", true), schema("r", true));
     let join = hash_join(&batch("l"), &batch("r"), schemas.clone(), None);
     assert!(MergeJoinExec::try_new(&join).is_some());
-    let join = join.downcast_ref::<HashJoinExec>().unwrap();
+    let join = join.downcast_ref::<HashJoinExec>().expect("join test step");
     let left_join = join
         .builder()
         .with_type(JoinType::Left)
         .build_exec()
-        .unwrap();
+        .expect("join test step");
     assert!(MergeJoinExec::try_new(&left_join).is_none());
     let collect_left = join
         .builder()
         .with_partition_mode(PartitionMode::CollectLeft)
         .build_exec()
-        .unwrap();
+        .expect("join test step");
     assert!(MergeJoinExec::try_new(&collect_left).is_none());
     let nulls_equal = join
         .builder()
         .with_null_equality(NullEquality::NullEqualsNull)
         .build_exec()
-        .unwrap();
+        .expect("join test step");
     assert!(MergeJoinExec::try_new(&nulls_equal).is_none());
     // Float keys: the hash join's NaN and signed-zero equality is not the comparator's.
     let float = |prefix: &str| {
@@ -327,9 +339,12 @@ fn other_joins_are_left_to_datafusion() {
         )])) as SchemaRef
     };
     let (l, r) = (float("x"), float("y"));
-    let on = vec![(col("x", &l).unwrap(), col("y", &r).unwrap())];
+    let on = vec![(
+        col("x", &l).expect("join test step"),
+        col("y", &r).expect("join test step"),
+    )];
     let source = |s: &SchemaRef| {
-        MemorySourceConfig::try_new_exec(&[vec![]], Arc::clone(s), None).unwrap()
+        MemorySourceConfig::try_new_exec(&[vec![]], Arc::clone(s), None).expect("join test step")
             as Arc<dyn ExecutionPlan>
     };
     let float_join: Arc<dyn ExecutionPlan> = Arc::new(
@@ -344,7 +359,7 @@ fn other_joins_are_left_to_datafusion() {
             NullEquality::NullEqualsNothing,
             false,
         )
-        .unwrap(),
+        .expect("join test step"),
     );
     assert!(MergeJoinExec::try_new(&float_join).is_none());
 }
