@@ -388,12 +388,26 @@ impl<'a> KeyPair<'a> {
     fn compare(&self, i: usize, j: usize) -> Ordering {
         match self {
             Self::Int32(l, r) => l[i].cmp(&r[j]),
-            Self::Utf8View(l, r) => l.value(i).cmp(r.value(j)),
+            Self::Utf8View(l, r) => {
+                let (a, b) = (l.views()[i], r.views()[j]);
+                let (a_len, b_len) = (a as u32, b as u32);
+                if a_len <= INLINE_VIEW_BYTES && b_len <= INLINE_VIEW_BYTES {
+                    // Both held in the view: the bytes after the length, zero-padded, read as a
+                    // big-endian number order as the strings do; then the shorter one first.
+                    let (a_bytes, b_bytes) = ((a >> 32).swap_bytes(), (b >> 32).swap_bytes());
+                    a_bytes.cmp(&b_bytes).then(a_len.cmp(&b_len))
+                } else {
+                    l.value(i).cmp(r.value(j))
+                }
+            }
             Self::Utf8(l, r) => l.value(i).cmp(r.value(j)),
             Self::Dynamic(compare) => compare(i, j),
         }
     }
 }
+
+/// The longest string a `Utf8View` view holds itself (longer ones point into a buffer).
+const INLINE_VIEW_BYTES: u32 = 12;
 
 /// Comparison of row `i` of one side's keys with row `j` of the other's, key by key.
 fn compare(keys: &[KeyPair], i: usize, j: usize) -> Ordering {
@@ -623,5 +637,36 @@ mod tests {
             }
         }
         assert_eq!(first_not_below(|_| Ordering::Less, 0, 0), 0);
+    }
+
+    /// Strings held in their views and in buffers, prefixes, embedded NULs, 12 and 13 bytes,
+    /// multi-byte characters: the direct comparison of views orders them as `str` does.
+    #[test]
+    fn string_views_compare_as_strings() {
+        let words = [
+            "",
+            "\0",
+            "a",
+            "a\0",
+            "ab",
+            "b",
+            "abcdefghijkl",
+            "abcdefghijk\0",
+            "abcdefghijkl\0",
+            "abcdefghijklm",
+            "abcdefghijklmnopqrstuvwxyz",
+            "é",
+            "\u{7f}",
+            "LF000123",
+            "LF000124",
+        ];
+        let views = StringViewArray::from_iter_values(words);
+        let pair = KeyPair::new(&views, &views).expect("pair");
+        assert!(matches!(pair, KeyPair::Utf8View(..)));
+        for (i, a) in words.iter().enumerate() {
+            for (j, b) in words.iter().enumerate() {
+                assert_eq!(pair.compare(i, j), a.cmp(b), "{a:?} vs {b:?}");
+            }
+        }
     }
 }
