@@ -24,9 +24,9 @@
 //! timestamp, boolean, string or binary types (the same type on both sides: floats are left to
 //! the hash join, whose equality of NaNs and signed zeros this does not reproduce), no `fetch`,
 //! and no dynamic filter (none of the probe side's scans waits for one). [`MergeJoins`] puts it
-//! in place of such a partitioned join whose inputs are not hash repartitions (repartitioned
-//! rows arrive in no useful order), in embedded sessions; a cluster's workers do it to each
-//! task's plan ([`with_merge_joins`]).
+//! in place of such a partitioned join whose inputs both read a data source directly, through
+//! filters and projections only (repartitioned or shuffled rows arrive in no useful order), in
+//! embedded sessions; a cluster's workers do it to each task's plan ([`with_merge_joins`]).
 
 use std::cmp::Ordering;
 use std::sync::Arc;
@@ -41,16 +41,18 @@ use arrow::datatypes::{DataType, Date32Type, Int32Type, SchemaRef};
 use datafusion::common::config::ConfigOptions;
 use datafusion::common::tree_node::{Transformed, TransformedResult, TreeNode, TreeNodeRecursion};
 use datafusion::common::{JoinType, NullEquality, Result};
+use datafusion::datasource::source::DataSourceExec;
 use datafusion::execution::memory_pool::{MemoryConsumer, MemoryReservation};
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
 use datafusion::physical_expr::PhysicalExpr;
 use datafusion::physical_optimizer::PhysicalOptimizerRule;
 use datafusion::physical_plan::execution_plan::{ChildrenPropertiesMode, ReplaceChildrenOptions};
+use datafusion::physical_plan::filter::FilterExec;
 use datafusion::physical_plan::joins::{HashJoinExec, PartitionMode};
 use datafusion::physical_plan::metrics::{
     BaselineMetrics, Count, ExecutionPlanMetricsSet, MetricBuilder, MetricsSet,
 };
-use datafusion::physical_plan::repartition::RepartitionExec;
+use datafusion::physical_plan::projection::ProjectionExec;
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::streaming::StreamingTableExec;
 use datafusion::physical_plan::{
@@ -571,7 +573,7 @@ fn first_not_below(order: impl Fn(usize) -> Ordering, from: usize, rows: usize) 
     low
 }
 
-/// Replaces every hash join [`MergeJoinExec`] takes whose inputs are not hash repartitions, in
+/// Replaces every hash join [`MergeJoinExec`] takes whose inputs read a data source directly, in
 /// sessions that sort partitions in one piece (the embedded ones, as for
 /// [`SortByKeys`](super::key_sort::SortByKeys); a coordinator's plans keep DataFusion's joins,
 /// which its workers replace themselves).
@@ -599,17 +601,14 @@ impl PhysicalOptimizerRule for MergeJoins {
     }
 }
 
-/// `plan` with every hash join [`MergeJoinExec`] takes, over inputs that are not hash
-/// repartitions, replaced by one.
+/// `plan` with every hash join [`MergeJoinExec`] takes whose inputs both read their source
+/// directly, replaced by one.
 pub fn with_merge_joins(plan: Arc<dyn ExecutionPlan>) -> Result<Arc<dyn ExecutionPlan>> {
     plan.transform_up(|node| {
         let Some(join) = node.downcast_ref::<HashJoinExec>() else {
             return Ok(Transformed::no(node));
         };
-        let repartitioned = [join.left(), join.right()]
-            .iter()
-            .any(|input| input.downcast_ref::<RepartitionExec>().is_some());
-        if repartitioned {
+        if !(reads_source(join.left()) && reads_source(join.right())) {
             return Ok(Transformed::no(node));
         }
         Ok(match MergeJoinExec::try_new(&node) {
@@ -618,6 +617,21 @@ pub fn with_merge_joins(plan: Arc<dyn ExecutionPlan>) -> Result<Arc<dyn Executio
         })
     })
     .data()
+}
+
+/// Whether `input` is a data source (files, memory) under filters and projections only: rows
+/// in the order they are stored, the only order a build side can be expected to arrive in
+/// sorted. A repartition, a shuffle read or an aggregate delivers its rows in no such order.
+fn reads_source(input: &Arc<dyn ExecutionPlan>) -> bool {
+    if input.downcast_ref::<DataSourceExec>().is_some() {
+        return true;
+    }
+    let passes_rows = input.downcast_ref::<FilterExec>().is_some()
+        || input.downcast_ref::<ProjectionExec>().is_some();
+    match input.children()[..] {
+        [child] if passes_rows => reads_source(child),
+        _ => false,
+    }
 }
 
 #[cfg(test)]

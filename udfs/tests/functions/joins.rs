@@ -16,9 +16,12 @@ use datafusion::execution::TaskContext;
 use datafusion::physical_expr::PhysicalExpr;
 use datafusion::physical_expr::expressions::col;
 use datafusion::physical_plan::joins::{HashJoinExec, PartitionMode};
-use datafusion::physical_plan::{ExecutionPlan, collect_partitioned};
+use datafusion::physical_plan::projection::ProjectionExec;
+use datafusion::physical_plan::repartition::RepartitionExec;
+use datafusion::physical_plan::{ExecutionPlan, Partitioning, collect_partitioned, displayable};
 use datafusion::prelude::{SessionConfig, SessionContext};
-use lendfusion_udfs::planning::merge_join::{HASHED_METRIC, MergeJoinExec};
+use lendfusion_udfs::planning::RECOMPUTE;
+use lendfusion_udfs::planning::merge_join::{HASHED_METRIC, MergeJoinExec, with_merge_joins};
 
 use crate::TestRng;
 
@@ -362,4 +365,47 @@ fn other_joins_are_left_to_datafusion() {
         .expect("join test step"),
     );
     assert!(MergeJoinExec::try_new(&float_join).is_none());
+}
+
+/// Joins over sources read directly (through projections) are merged; a join over a
+/// repartition (rows in no stored order) keeps the hash join.
+#[test]
+fn only_joins_that_read_their_sources_directly_are_merged() {
+    let batch = |prefix: &str| vec![vec![RecordBatch::new_empty(schema(prefix, true))]];
+    let schemas = (schema("l", true), schema("r", true));
+    let join = hash_join(&batch("l"), &batch("r"), schemas, None);
+    let shown = |plan: Arc<dyn ExecutionPlan>| {
+        let plan = with_merge_joins(plan).expect("rewrite");
+        displayable(plan.as_ref()).indent(false).to_string()
+    };
+    assert!(shown(Arc::clone(&join)).contains("MergeJoinExec"));
+    let [left, right] = [0, 1].map(|i| Arc::clone(join.children()[i]));
+    let projected: Arc<dyn ExecutionPlan> = Arc::new(
+        ProjectionExec::try_new(
+            (0..4).map(|i| {
+                let field = left.schema().field(i).clone();
+                (
+                    col(field.name(), &left.schema()).expect("column"),
+                    field.name().clone(),
+                )
+            }),
+            Arc::clone(&left),
+        )
+        .expect("projection"),
+    );
+    let over_projection = Arc::clone(&join)
+        .replace_children(vec![projected, Arc::clone(&right)], RECOMPUTE)
+        .expect("join");
+    assert!(shown(over_projection).contains("MergeJoinExec"));
+    let keys = vec![col("d", &left.schema()).expect("column")];
+    let repartitioned: Arc<dyn ExecutionPlan> =
+        Arc::new(RepartitionExec::try_new(left, Partitioning::Hash(keys, 1)).expect("repartition"));
+    let over_repartition = join
+        .replace_children(vec![repartitioned, right], RECOMPUTE)
+        .expect("join");
+    let plan = shown(over_repartition);
+    assert!(
+        plan.contains("HashJoinExec") && !plan.contains("MergeJoinExec"),
+        "{plan}"
+    );
 }
