@@ -14,27 +14,24 @@ use crate::support::{local_session, small_panel, sql};
 
 const JOIN: &str = "lending l JOIN market m ON l.date = m.date AND l.security_id = m.security_id";
 
-async fn physical_plan(ctx: &SessionContext, query: &str) -> String {
-    let plan = ctx
-        .sql(query)
+async fn plan_of(ctx: &SessionContext, query: &str) -> Arc<dyn ExecutionPlan> {
+    ctx.sql(query)
         .await
         .expect("sql")
         .create_physical_plan()
         .await
-        .expect("plan");
+        .expect("plan")
+}
+
+async fn physical_plan(ctx: &SessionContext, query: &str) -> String {
+    let plan = plan_of(ctx, query).await;
     displayable(plan.as_ref()).indent(false).to_string()
 }
 
 /// Runs `query`'s plan; the number of its merge joins' partitions that went to the hash join
 /// (their build side was not sorted), or `None` when it has no merge join.
 async fn partitions_hashed(ctx: &SessionContext, query: &str) -> Option<usize> {
-    let plan: Arc<dyn ExecutionPlan> = ctx
-        .sql(query)
-        .await
-        .expect("sql")
-        .create_physical_plan()
-        .await
-        .expect("plan");
+    let plan = plan_of(ctx, query).await;
     collect(Arc::clone(&plan), ctx.task_ctx())
         .await
         .expect("run");

@@ -62,6 +62,7 @@ use futures::stream::BoxStream;
 use futures::{StreamExt, TryStreamExt};
 
 use super::key_sort::{MIN_IN_PLACE_BYTES, Replay};
+use super::order_keys::encodable;
 
 /// A partitioned inner equi-join that merges when its build side arrives sorted (see the
 /// module).
@@ -115,33 +116,10 @@ impl MergeJoinExec {
     }
 }
 
-/// Key types whose equality is that of the hash join (floats are not: NaN and ±0).
+/// Key types whose equality is that of the hash join: those with order codes (see
+/// [`encodable`]) but floats (NaN and ±0).
 fn mergeable(data_type: &DataType) -> bool {
-    use DataType::*;
-    matches!(
-        data_type,
-        Boolean
-            | Int8
-            | Int16
-            | Int32
-            | Int64
-            | UInt8
-            | UInt16
-            | UInt32
-            | UInt64
-            | Date32
-            | Date64
-            | Time32(_)
-            | Time64(_)
-            | Timestamp(_, _)
-            | Duration(_)
-            | Utf8
-            | LargeUtf8
-            | Utf8View
-            | Binary
-            | LargeBinary
-            | BinaryView
-    )
+    encodable(data_type) && !matches!(data_type, DataType::Float32 | DataType::Float64)
 }
 
 impl DisplayAs for MergeJoinExec {
