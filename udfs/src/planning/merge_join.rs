@@ -270,7 +270,8 @@ impl Run {
                     .into_array(left.num_rows())
             })
             .collect::<Result<Vec<_>>>()?;
-        let sorted = is_sorted(&left_keys)?;
+        // Output rows are gathered by 32-bit positions.
+        let sorted = left.num_rows() <= u32::MAX as usize && is_sorted(&left_keys)?;
         timer.done();
         if !sorted {
             return self.hash_join(left, right);
