@@ -414,6 +414,13 @@ fn gather(
         .collect()
 }
 
+/// Whether the session sorts partitions in one piece (`sort_in_place_threshold_bytes` ≥
+/// [`MIN_IN_PLACE_BYTES`]): the embedded sessions, whose plan rewrites a cluster's workers make
+/// themselves instead.
+pub(crate) fn sorts_in_place(config: &ConfigOptions) -> bool {
+    config.execution.sort_in_place_threshold_bytes >= MIN_IN_PLACE_BYTES
+}
+
 /// Replaces every `SortExec` [`KeySortExec`] can take, in sessions that sort partitions in one
 /// piece (`sort_in_place_threshold_bytes` ≥ [`MIN_IN_PLACE_BYTES`]). Runs after DataFusion's
 /// rules, so the sorts are where they end up.
@@ -426,7 +433,7 @@ impl PhysicalOptimizerRule for SortByKeys {
         plan: Arc<dyn ExecutionPlan>,
         config: &ConfigOptions,
     ) -> Result<Arc<dyn ExecutionPlan>> {
-        if config.execution.sort_in_place_threshold_bytes < MIN_IN_PLACE_BYTES {
+        if !sorts_in_place(config) {
             return Ok(plan);
         }
         with_key_sorts(plan)

@@ -46,7 +46,7 @@ use datafusion::execution::memory_pool::{MemoryConsumer, MemoryReservation};
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
 use datafusion::physical_expr::PhysicalExpr;
 use datafusion::physical_optimizer::PhysicalOptimizerRule;
-use datafusion::physical_plan::execution_plan::{ChildrenPropertiesMode, ReplaceChildrenOptions};
+use datafusion::physical_plan::execution_plan::ReplaceChildrenOptions;
 use datafusion::physical_plan::filter::FilterExec;
 use datafusion::physical_plan::joins::{HashJoinExec, PartitionMode};
 use datafusion::physical_plan::metrics::{
@@ -61,7 +61,7 @@ use datafusion::physical_plan::{
 use futures::stream::BoxStream;
 use futures::{StreamExt, TryStreamExt};
 
-use super::key_sort::{MIN_IN_PLACE_BYTES, Replay};
+use super::key_sort::{Replay, sorts_in_place};
 use super::order_keys::encodable;
 
 /// A partitioned inner equi-join that merges when its build side arrives sorted (see the
@@ -172,11 +172,7 @@ impl ExecutionPlan for MergeJoinExec {
         children: Vec<Arc<dyn ExecutionPlan>>,
         options: ReplaceChildrenOptions,
     ) -> Result<Arc<dyn ExecutionPlan>> {
-        let builder = match options.children_properties {
-            ChildrenPropertiesMode::Keep => self.join.builder(),
-            ChildrenPropertiesMode::Recompute => self.join.builder().recompute_properties(),
-        };
-        let join: Arc<dyn ExecutionPlan> = builder.with_new_children(children)?.build_exec()?;
+        let join = Arc::clone(&self.join).replace_children(children, options)?;
         Ok(match Self::try_new(&join) {
             Some(merged) => Arc::new(merged),
             None => join,
@@ -196,9 +192,8 @@ impl ExecutionPlan for MergeJoinExec {
         partition: usize,
         context: Arc<TaskContext>,
     ) -> Result<SendableRecordBatchStream> {
-        let join = &self.join;
-        let left = join.left().execute(partition, Arc::clone(&context))?;
-        let right = join.right().execute(partition, Arc::clone(&context))?;
+        let left = self.join.left().execute(partition, Arc::clone(&context))?;
+        let right = self.join.right().execute(partition, Arc::clone(&context))?;
         let reservation = MemoryConsumer::new(format!("MergeJoinExec[{partition}]"))
             .register(context.memory_pool());
         let run = Run {
@@ -276,10 +271,16 @@ impl Run {
         if !sorted {
             return self.hash_join(left, right);
         }
+        let width = left.num_columns() + self.join.right().schema().fields().len();
+        let projection = match &self.join.projection {
+            Some(projection) => projection.to_vec(),
+            None => (0..width).collect(),
+        };
         let mut probe = Probe {
             run: self,
             left,
             left_keys,
+            projection,
             next: 0,
         };
         Ok(right
@@ -421,6 +422,8 @@ struct Probe {
     run: Run,
     left: RecordBatch,
     left_keys: Vec<ArrayRef>,
+    /// The join's output columns, as positions in the left's columns then the right's.
+    projection: Vec<usize>,
     /// Where the previous right row's matches ended (the next search starts there).
     next: usize,
 }
@@ -479,11 +482,6 @@ impl Probe {
     ) -> Result<Vec<RecordBatch>> {
         let schema: SchemaRef = self.run.join.schema();
         let left_width = self.left.num_columns();
-        let all: Vec<usize> = (0..left_width + right.num_columns()).collect();
-        let projection: &[usize] = match &self.run.join.projection {
-            Some(projection) => projection,
-            None => &all,
-        };
         let mut batches = vec![];
         for (left_rows, right_rows) in left_rows
             .chunks(self.run.batch_size)
@@ -493,7 +491,8 @@ impl Probe {
             let right_unchanged = right_rows.len() == right.num_rows()
                 && right_rows.iter().enumerate().all(|(k, &j)| j as usize == k);
             let right_rows = UInt32Array::from(right_rows.to_vec());
-            let columns = projection
+            let columns = self
+                .projection
                 .iter()
                 .map(|&c| -> Result<ArrayRef> {
                     Ok(if c < left_width {
@@ -565,7 +564,7 @@ impl PhysicalOptimizerRule for MergeJoins {
         plan: Arc<dyn ExecutionPlan>,
         config: &ConfigOptions,
     ) -> Result<Arc<dyn ExecutionPlan>> {
-        if config.execution.sort_in_place_threshold_bytes < MIN_IN_PLACE_BYTES {
+        if !sorts_in_place(config) {
             return Ok(plan);
         }
         with_merge_joins(plan)
