@@ -10,10 +10,13 @@
 //! both tables with the same partition values in the same partition keeps every match within
 //! one partition — no hashing, no copy.
 //!
-//! [`AlignPartitionedJoins`] finds a partitioned `HashJoinExec` whose keys include the `date`
-//! columns of both sides and whose inputs are hash repartitions of Parquet scans partitioned by
-//! the same key (`month` or `day`), and replaces the repartitions by the scans with their files
-//! regrouped: the sorted partition values of both tables are cut into as many contiguous runs
+//! [`AlignPartitionedJoins`] finds a partitioned `HashJoinExec`, or a `SortMergeJoinExec` (what
+//! a cluster plans: Ballista prefers the join that spills) whose inputs are partition-wise
+//! sorts, whose keys include the `date` columns of both sides and whose inputs are hash
+//! repartitions of Parquet scans partitioned by the same key (`month` or `day`), and replaces
+//! the repartitions by the scans with their files regrouped (the sorts stay, over the scans; a
+//! cluster's join then runs in the stage that scans, instead of after a shuffle of both
+//! tables): the sorted partition values of both tables are cut into as many contiguous runs
 //! as the repartition had partitions, run `i` becomes partition `i` of both scans, each in
 //! partition-value order. Only a join whose output is merged or repartitioned above it (through
 //! filters, projections and partition-wise sorts) is rewritten: an operator above that relied on
@@ -39,7 +42,7 @@ use datafusion::physical_expr::expressions::{Column, DynamicFilterPhysicalExpr, 
 use datafusion::physical_optimizer::PhysicalOptimizerRule;
 use datafusion::physical_plan::coalesce_partitions::CoalescePartitionsExec;
 use datafusion::physical_plan::filter::FilterExec;
-use datafusion::physical_plan::joins::{HashJoinExec, PartitionMode};
+use datafusion::physical_plan::joins::{HashJoinExec, PartitionMode, SortMergeJoinExec};
 use datafusion::physical_plan::projection::ProjectionExec;
 use datafusion::physical_plan::repartition::RepartitionExec;
 use datafusion::physical_plan::sorts::sort::SortExec;
@@ -99,6 +102,9 @@ fn realigned_below(node: &Arc<dyn ExecutionPlan>) -> Result<Option<Arc<dyn Execu
     if let Some(join) = node.downcast_ref::<HashJoinExec>() {
         return aligned(join);
     }
+    if let Some(join) = node.downcast_ref::<SortMergeJoinExec>() {
+        return aligned_sort_merge(node, join);
+    }
     let passes_partitions = node.downcast_ref::<FilterExec>().is_some()
         || node.downcast_ref::<ProjectionExec>().is_some()
         || node
@@ -136,10 +142,34 @@ fn aligned(join: &HashJoinExec) -> Result<Option<Arc<dyn ExecutionPlan>>> {
     if *join.partition_mode() != PartitionMode::Partitioned {
         return Ok(None);
     }
-    let (Some(left), Some(right)) = (
-        side(join.left(), join.on().iter().map(|(left, _)| left)),
-        side(join.right(), join.on().iter().map(|(_, right)| right)),
-    ) else {
+    let Some([left_input, right_input]) = realigned_pair(
+        join.left(),
+        join.right(),
+        join.on().iter().map(|(left, _)| left),
+        join.on().iter().map(|(_, right)| right),
+    )?
+    else {
+        return Ok(None);
+    };
+    let rebuilt = join
+        .builder()
+        .with_new_children(vec![left_input, right_input])?
+        .reset_state()
+        .recompute_properties()
+        .build_exec()?;
+    Ok(Some(rebuilt))
+}
+
+/// Both join inputs (hash repartitions of date-partitioned scans, see [`side`]) as aligned
+/// scans, or `None` when they cannot be: the keys must pair the two `date` columns, and both
+/// tables be partitioned by the same key into as many partitions.
+fn realigned_pair<'a>(
+    left: &Arc<dyn ExecutionPlan>,
+    right: &Arc<dyn ExecutionPlan>,
+    left_keys: impl Iterator<Item = &'a Arc<dyn PhysicalExpr>>,
+    right_keys: impl Iterator<Item = &'a Arc<dyn PhysicalExpr>>,
+) -> Result<Option<[Arc<dyn ExecutionPlan>; 2]>> {
+    let (Some(left), Some(right)) = (side(left, left_keys), side(right, right_keys)) else {
         return Ok(None);
     };
     let on_dates = left
@@ -158,13 +188,42 @@ fn aligned(join: &HashJoinExec) -> Result<Option<Arc<dyn ExecutionPlan>>> {
     else {
         return Ok(None);
     };
-    let rebuilt = join
-        .builder()
-        .with_new_children(vec![left_input, right_input])?
-        .reset_state()
-        .recompute_properties()
-        .build_exec()?;
-    Ok(Some(rebuilt))
+    Ok(Some([left_input, right_input]))
+}
+
+/// The sort-merge join `node` over aligned scans, or `None` when it is not one this rule may
+/// rewrite. A cluster plans these (Ballista prefers them: they spill), each input a
+/// partition-wise sort of a hash repartition; the sorts stay, over the realigned scans.
+fn aligned_sort_merge(
+    node: &Arc<dyn ExecutionPlan>,
+    join: &SortMergeJoinExec,
+) -> Result<Option<Arc<dyn ExecutionPlan>>> {
+    let (Some(left_input), Some(right_input)) = (
+        partition_sort_input(join.left()),
+        partition_sort_input(join.right()),
+    ) else {
+        return Ok(None);
+    };
+    let Some([left, right]) = realigned_pair(
+        left_input,
+        right_input,
+        join.on().iter().map(|(left, _)| left),
+        join.on().iter().map(|(_, right)| right),
+    )?
+    else {
+        return Ok(None);
+    };
+    let left = Arc::clone(join.left()).replace_children(vec![left], RECOMPUTE)?;
+    let right = Arc::clone(join.right()).replace_children(vec![right], RECOMPUTE)?;
+    Ok(Some(
+        Arc::clone(node).replace_children(vec![left, right], RECOMPUTE)?,
+    ))
+}
+
+/// The input of a sort that keeps its input's partitions.
+fn partition_sort_input(node: &Arc<dyn ExecutionPlan>) -> Option<&Arc<dyn ExecutionPlan>> {
+    let sort = node.downcast_ref::<SortExec>()?;
+    (sort.preserve_partitioning() && sort.fetch().is_none()).then_some(sort.input())
 }
 
 /// The scan column `expr` (over `input`'s schema) is, through the repartition, filters and

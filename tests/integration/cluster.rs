@@ -178,6 +178,27 @@ async fn embedded_cluster_matches_one_process() {
     assert!(explain.contains("distributed_plan"), "{explain}");
     assert!(explain.contains("Hash([date@0]"), "{explain}");
     assert!(explain.contains("Hash([security_id@1]"), "{explain}");
+
+    // Joins on date read both tables partition-aligned in one stage: no shuffle on the keys.
+    let explain = render(
+        &sql(
+            &client,
+            "EXPLAIN SELECT l.date, l.security_id, l.fee_bps, m.close
+             FROM lending l JOIN market m ON l.date = m.date AND l.security_id = m.security_id
+             ORDER BY l.date, l.security_id",
+        )
+        .await,
+    );
+    // Each stage of the distributed plan starts with "Stage[stage_id=".
+    let join_stage = explain
+        .split("Stage[stage_id=")
+        .skip(1)
+        .find(|stage| stage.contains("SortMergeJoinExec"))
+        .unwrap_or_else(|| panic!("no stage joins:\n{explain}"));
+    assert!(
+        join_stage.contains("DataSourceExec") && !join_stage.contains("ShuffleExec"),
+        "{explain}"
+    );
 }
 
 /// The S3 settings of the Garage server, as a user gives them.

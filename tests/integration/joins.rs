@@ -7,6 +7,7 @@ use std::sync::Arc;
 use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
 use datafusion::execution::context::SessionContext;
 use datafusion::physical_plan::{ExecutionPlan, collect, displayable};
+use lendfusion_udfs::planning::key_sort::{IN_ORDER_METRIC, KeySortExec};
 use lendfusion_udfs::planning::merge_join::{HASHED_METRIC, MergeJoinExec};
 
 use crate::support::cluster::assert_same_results;
@@ -28,23 +29,33 @@ async fn physical_plan(ctx: &SessionContext, query: &str) -> String {
     displayable(plan.as_ref()).indent(false).to_string()
 }
 
-/// Runs `query`'s plan; the number of its merge joins' partitions that went to the hash join
-/// (their build side was not sorted), or `None` when it has no merge join.
-async fn partitions_hashed(ctx: &SessionContext, query: &str) -> Option<usize> {
+/// Runs `query`'s plan; the sum of `metric` over its nodes of type `T`, or `None` when it has
+/// none.
+async fn metric_sum<T: ExecutionPlan>(
+    ctx: &SessionContext,
+    query: &str,
+    metric: &str,
+) -> Option<usize> {
     let plan = plan_of(ctx, query).await;
     collect(Arc::clone(&plan), ctx.task_ctx())
         .await
         .expect("run");
-    let mut hashed = None;
+    let mut sum = None;
     plan.apply(|node| {
-        if node.downcast_ref::<MergeJoinExec>().is_some() {
-            let metric = node.metrics().and_then(|m| m.sum_by_name(HASHED_METRIC));
-            *hashed.get_or_insert(0) += metric.map_or(0, |m| m.as_usize());
+        if node.downcast_ref::<T>().is_some() {
+            let value = node.metrics().and_then(|m| m.sum_by_name(metric));
+            *sum.get_or_insert(0) += value.map_or(0, |m| m.as_usize());
         }
         Ok(TreeNodeRecursion::Continue)
     })
     .expect("walk");
-    hashed
+    sum
+}
+
+/// Runs `query`'s plan; the number of its merge joins' partitions that went to the hash join
+/// (their build side was not sorted), or `None` when it has no merge join.
+async fn partitions_hashed(ctx: &SessionContext, query: &str) -> Option<usize> {
+    metric_sum::<MergeJoinExec>(ctx, query, HASHED_METRIC).await
 }
 
 /// The same query answered by a session whose joins are not partitioned (one hash table over
@@ -138,5 +149,45 @@ async fn joins_on_date_read_both_tables_partition_aligned() {
         }
         let answer = sql(&ctx, query).await;
         assert_same_results(query, &unpartitioned_answer(&ctx, query).await, &answer);
+    }
+}
+
+#[tokio::test]
+async fn sort_merge_joins_on_date_read_both_tables_partition_aligned_and_sort_nothing() {
+    // A cluster plans sort-merge joins (Ballista prefers them, they spill); embedded sessions
+    // plan them when told to prefer them too.
+    let (root, _) = small_panel().await;
+    let ctx = local_session(root).await;
+    sql(&ctx, "SET datafusion.optimizer.prefer_hash_join = false").await;
+    let queries = [
+        format!(
+            "SELECT l.date, l.security_id, l.fee_bps, m.close FROM {JOIN} \
+             ORDER BY l.date, l.security_id"
+        ),
+        format!(
+            "SELECT l.date, l.security_id, \
+               avg(m.volume) OVER (PARTITION BY l.security_id ORDER BY l.date \
+                                   ROWS BETWEEN 4 PRECEDING AND CURRENT ROW) AS adv \
+             FROM {JOIN} WHERE l.fee_bps > 20 ORDER BY l.date, l.security_id"
+        ),
+    ];
+    for query in &queries {
+        let plan = physical_plan(&ctx, query).await;
+        assert!(plan.contains("SortMergeJoinExec"), "{query}\n{plan}");
+        assert!(
+            !plan.contains("RepartitionExec: partitioning=Hash([date@0, security_id@1]"),
+            "the join's inputs are still repartitioned:\n{query}\n{plan}"
+        );
+        // The generated files hold their rows in (date, security_id) order: every partition
+        // of both sorts under the join arrives sorted and is passed on as it came.
+        let partitions = ctx.state().config().target_partitions();
+        let in_order = metric_sum::<KeySortExec>(&ctx, query, IN_ORDER_METRIC).await;
+        assert!(
+            in_order >= Some(2 * partitions),
+            "{in_order:?}\n{query}\n{plan}"
+        );
+        let aligned = sql(&ctx, query).await;
+        assert!(aligned.iter().map(|b| b.num_rows()).sum::<usize>() > 0);
+        assert_same_results(query, &unpartitioned_answer(&ctx, query).await, &aligned);
     }
 }

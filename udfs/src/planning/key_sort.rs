@@ -15,7 +15,10 @@
 //! that sort in place; a cluster's workers put it into each task's plan themselves
 //! ([`with_key_sorts`]). It accounts for the partition twice (input and gathered output) in
 //! the memory pool; when a bounded pool (a worker's) refuses, the partition goes to
-//! DataFusion's `SortExec`, which spills to disk.
+//! DataFusion's `SortExec`, which spills to disk. A partition that arrives in order (its keys
+//! never decrease: a cluster's join stage sorting scans read in the order they were written)
+//! skips the radix passes and the gather and is passed on as it came (metric
+//! `partitions_in_order`).
 
 use std::sync::{Arc, Mutex};
 
@@ -192,6 +195,7 @@ impl ExecutionPlan for KeySortExec {
             batch_size: context.session_config().batch_size().max(1),
             metrics: BaselineMetrics::new(&self.metrics, partition),
             spilled: MetricBuilder::new(&self.metrics).counter(SPILLED_METRIC, partition),
+            in_order: MetricBuilder::new(&self.metrics).counter(IN_ORDER_METRIC, partition),
             reservation,
             context,
         };
@@ -213,6 +217,8 @@ struct Run {
     metrics: BaselineMetrics,
     /// Partitions handed to DataFusion's spilling sort (0 or 1).
     spilled: Count,
+    /// Partitions that arrived in order and were passed on as they came (0 or 1).
+    in_order: Count,
     reservation: MemoryReservation,
     context: Arc<TaskContext>,
 }
@@ -255,6 +261,7 @@ impl Run {
             expr,
             batch_size,
             metrics,
+            in_order,
             reservation,
             ..
         } = self;
@@ -274,8 +281,14 @@ impl Run {
         let options: Vec<_> = expr.iter().map(|key| key.options).collect();
         let order = sorted_order(&columns, &options)?;
         drop(columns);
-        let sorted = gather(&schema, &batches, &order, batch_size)?;
-        drop(batches);
+        let sorted = if in_input_order(&order, &batches) {
+            in_order.add(1);
+            batches
+        } else {
+            let sorted = gather(&schema, &batches, &order, batch_size)?;
+            drop(batches);
+            sorted
+        };
         // What the output holds (already allocated: accounted for, not asked for).
         reservation.resize(sorted.iter().map(|b| b.get_array_memory_size()).sum());
         metrics.record_output(order.len());
@@ -327,9 +340,21 @@ impl Run {
     }
 }
 
+/// Whether `order` lists every row of `batches` in the order they stand (the input was sorted).
+fn in_input_order(order: &[(u32, u32)], batches: &[RecordBatch]) -> bool {
+    let mut rows = order.iter();
+    batches.iter().enumerate().all(|(batch, input)| {
+        (0..input.num_rows()).all(|row| rows.next() == Some(&(batch as u32, row as u32)))
+    }) && rows.next().is_none()
+}
+
 /// Name of [`KeySortExec`]'s metric counting partitions sorted by DataFusion's spilling sort
 /// because the memory pool refused the in-memory sort.
 pub const SPILLED_METRIC: &str = "partitions_to_spilling_sort";
+
+/// Name of [`KeySortExec`]'s metric counting partitions that arrived sorted and were passed on
+/// without a gather.
+pub const IN_ORDER_METRIC: &str = "partitions_in_order";
 
 /// A stream executed once, as the input of a DataFusion operator taking over a partition.
 pub(crate) struct Replay {

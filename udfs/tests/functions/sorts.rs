@@ -500,3 +500,91 @@ async fn a_key_sort_beyond_the_memory_pool_spills_through_datafusions_sort() {
         assert_eq!(spilled, expected, "{sql}");
     }
 }
+
+/// The rows of `sql` as text and the sum of `metric` over the plan's `KeySortExec`.
+async fn rows_and_metric(ctx: &SessionContext, sql: &str, metric: &str) -> (Vec<String>, usize) {
+    use datafusion::physical_plan::{ExecutionPlan, collect};
+    use lendfusion_udfs::planning::key_sort::KeySortExec;
+    let plan = ctx
+        .sql(sql)
+        .await
+        .expect("plan")
+        .create_physical_plan()
+        .await
+        .expect("physical");
+    let batches = collect(Arc::clone(&plan), ctx.task_ctx())
+        .await
+        .expect("run");
+    fn sum(plan: &Arc<dyn ExecutionPlan>, metric: &str) -> usize {
+        let own = match plan.downcast_ref::<KeySortExec>() {
+            Some(_) => plan
+                .metrics()
+                .and_then(|m| m.sum_by_name(metric))
+                .map_or(0, |v| v.as_usize()),
+            None => 0,
+        };
+        own + plan
+            .children()
+            .into_iter()
+            .map(|child| sum(child, metric))
+            .sum::<usize>()
+    }
+    (rows_of(&batches), sum(&plan, metric))
+}
+
+#[tokio::test]
+async fn a_partition_that_arrives_sorted_passes_through_and_one_that_does_not_is_sorted() {
+    use lendfusion_udfs::planning::key_sort::IN_ORDER_METRIC;
+    let mut rng = TestRng::new(5);
+    let batch = table(&mut rng, 3_000);
+    let keys = "s NULLS FIRST, d DESC, i, id";
+    let sql = format!("SELECT * FROM t ORDER BY {keys}");
+    let config = SessionConfig::new().with_target_partitions(1);
+    // The table in the order asked for, in pieces of varied length.
+    let sorted = session_over(config.clone(), false, "t", &[batch])
+        .sql(&sql)
+        .await
+        .expect("plan")
+        .collect()
+        .await
+        .expect("sorted");
+    let sorted = arrow::compute::concat_batches(&sorted[0].schema(), &sorted).expect("concat");
+    let mut pieces = vec![];
+    let mut start = 0;
+    while start < sorted.num_rows() {
+        let len = (1 + rng.below(400) as usize).min(sorted.num_rows() - start);
+        pieces.push(sorted.slice(start, len));
+        start += len;
+    }
+    let (expected, _) = result_rows(&session_over(config.clone(), false, "t", &pieces), &sql).await;
+    let (actual, passed) = rows_and_metric(
+        &session_over(in_place(config.clone()), true, "t", &pieces),
+        &sql,
+        IN_ORDER_METRIC,
+    )
+    .await;
+    assert_eq!(passed, 1);
+    assert_eq!(actual, expected);
+    assert_eq!(actual, rows_of(&pieces));
+    // The same rows with the last two of one piece swapped (`id` makes every key distinct).
+    let at = pieces
+        .iter()
+        .position(|piece| piece.num_rows() > 1)
+        .expect("a piece of two rows or more");
+    let n = pieces[at].num_rows();
+    let swapped = arrow::compute::take_record_batch(
+        &pieces[at],
+        &UInt64Array::from_iter_values((0..n as u64 - 2).chain([n as u64 - 1, n as u64 - 2])),
+    )
+    .expect("swap");
+    pieces[at] = swapped;
+    let (expected, _) = result_rows(&session_over(config.clone(), false, "t", &pieces), &sql).await;
+    let (actual, passed) = rows_and_metric(
+        &session_over(in_place(config), true, "t", &pieces),
+        &sql,
+        IN_ORDER_METRIC,
+    )
+    .await;
+    assert_eq!(passed, 0);
+    assert_eq!(actual, expected);
+}
