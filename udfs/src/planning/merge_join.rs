@@ -15,7 +15,9 @@
 //! row's matches ended (galloping forward, binary search backward): one or two key comparisons
 //! per row when the right input is sorted too, `O(log n)` when it is not. The output keeps the
 //! right input's order, with each right row's matches in left order — the order the hash join
-//! emits, which is what its declared properties (the probe side's order) promise. When the left
+//! emits, which is what its declared properties (the probe side's order) promise. Output rows
+//! matched one to one over a stretch of the left (every row of both tables has its partner)
+//! take the left's columns as slices, without a copy. When the left
 //! is not sorted, the buffered partition and the right input go to DataFusion's hash join
 //! unchanged (the metric `partitions_hashed` counts them), so no input is ever wrong, only
 //! slower.
@@ -487,6 +489,13 @@ impl Probe {
             .chunks(self.run.batch_size)
             .zip(right_rows.chunks(self.run.batch_size))
         {
+            // Rows matched one to one over a stretch of the left (the panel's case: every
+            // `lending` row has its `market` row) are a slice of it: no copy.
+            let left_start = left_rows.first().map_or(0, |&i| i as usize);
+            let left_contiguous = left_rows
+                .iter()
+                .enumerate()
+                .all(|(k, &i)| i as usize == left_start + k);
             let left_rows = UInt32Array::from(left_rows.to_vec());
             let right_unchanged = right_rows.len() == right.num_rows()
                 && right_rows.iter().enumerate().all(|(k, &j)| j as usize == k);
@@ -495,7 +504,9 @@ impl Probe {
                 .projection
                 .iter()
                 .map(|&c| -> Result<ArrayRef> {
-                    Ok(if c < left_width {
+                    Ok(if c < left_width && left_contiguous {
+                        self.left.column(c).slice(left_start, left_rows.len())
+                    } else if c < left_width {
                         take(self.left.column(c).as_ref(), &left_rows, None)?
                     } else if right_unchanged {
                         Arc::clone(right.column(c - left_width))

@@ -36,6 +36,8 @@ struct Draw {
     sorted: bool,
     /// `s` as `Utf8View` (else `Utf8`).
     view: bool,
+    /// Keys `0..rows`, each once (`keys` unused): two such sides match one to one.
+    unique: bool,
 }
 
 fn schema(prefix: &str, view: bool) -> SchemaRef {
@@ -57,8 +59,12 @@ fn side(rng: &mut TestRng, prefix: &str, draw: Draw, partitions: usize) -> Vec<V
     let schema = schema(prefix, draw.view);
     let mut d = Vec::with_capacity(draw.rows);
     let mut s = Vec::with_capacity(draw.rows);
-    for _ in 0..draw.rows {
-        let key = rng.below(draw.keys);
+    for row in 0..draw.rows {
+        let key = if draw.unique {
+            row as u64
+        } else {
+            rng.below(draw.keys)
+        };
         let null = draw.nulls > 0 && rng.below(draw.nulls) == 0;
         let which = rng.below(2);
         d.push((!(null && which == 0)).then_some(18_000 + (key / 7) as i32));
@@ -254,6 +260,7 @@ const PANEL: Draw = Draw {
     nulls: 0,
     sorted: true,
     view: true,
+    unique: false,
 };
 
 #[tokio::test]
@@ -261,6 +268,19 @@ async fn sorted_build_sides_merge_to_the_hash_joins_rows() {
     for seed in 0..20 {
         // The panel's shape: both sides sorted, keys nearly unique.
         assert_eq!(check(seed, PANEL, PANEL, 3, None).await, 0);
+        // Every key once on both sides (stretches of the left matched one to one are sliced),
+        // and the right in any order.
+        let once = Draw {
+            unique: true,
+            ..PANEL
+        };
+        assert_eq!(check(seed, once, once, 3, None).await, 0);
+        assert_eq!(check(seed, once, once, 1, Some(vec![5, 2, 0])).await, 0);
+        let once_shuffled = Draw {
+            sorted: false,
+            ..once
+        };
+        assert_eq!(check(seed, once, once_shuffled, 2, None).await, 0);
         // Duplicates and NULL keys on both sides, the right in any order, one partition.
         let dup = Draw {
             rows: 300,
@@ -300,6 +320,7 @@ async fn unsorted_build_sides_go_to_the_hash_join() {
         nulls: 8,
         sorted: false,
         view: true,
+        unique: false,
     };
     for seed in 0..10 {
         assert_eq!(check(seed, unsorted, unsorted, 1, None).await, 1);
