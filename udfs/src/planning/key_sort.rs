@@ -281,17 +281,21 @@ impl Run {
         let options: Vec<_> = expr.iter().map(|key| key.options).collect();
         let order = sorted_order(&columns, &options)?;
         drop(columns);
-        let sorted = if in_input_order(&order, &batches) {
-            in_order.add(1);
-            batches
-        } else {
-            let sorted = gather(&schema, &batches, &order, batch_size)?;
-            drop(batches);
-            sorted
+        let rows = batches.iter().map(|batch| batch.num_rows()).sum();
+        let sorted = match order {
+            Some(order) => {
+                let sorted = gather(&schema, &batches, &order, batch_size)?;
+                drop(batches);
+                sorted
+            }
+            None => {
+                in_order.add(1);
+                batches
+            }
         };
         // What the output holds (already allocated: accounted for, not asked for).
         reservation.resize(sorted.iter().map(|b| b.get_array_memory_size()).sum());
-        metrics.record_output(order.len());
+        metrics.record_output(rows);
         timer.done();
         // The reservation lives as long as the stream, like the batches it accounts for.
         Ok(futures::stream::iter(sorted)
@@ -338,14 +342,6 @@ impl Run {
             })
             .boxed())
     }
-}
-
-/// Whether `order` lists every row of `batches` in the order they stand (the input was sorted).
-fn in_input_order(order: &[(u32, u32)], batches: &[RecordBatch]) -> bool {
-    let mut rows = order.iter();
-    batches.iter().enumerate().all(|(batch, input)| {
-        (0..input.num_rows()).all(|row| rows.next() == Some(&(batch as u32, row as u32)))
-    }) && rows.next().is_none()
 }
 
 /// Name of [`KeySortExec`]'s metric counting partitions sorted by DataFusion's spilling sort

@@ -52,17 +52,21 @@ pub fn encodable(data_type: &DataType) -> bool {
     )
 }
 
-/// The sorted order of a run given as batches: `(batch, row)` per output row.
+/// The sorted order of a run given as batches: `(batch, row)` per output row, or `None` when
+/// the rows already stand in that order (an empty run included).
 ///
 /// `columns[k][b]` is sort column `k` evaluated on batch `b`; `options[k]` its direction.
-pub fn sorted_order(columns: &[Vec<ArrayRef>], options: &[SortOptions]) -> Result<Vec<(u32, u32)>> {
+pub fn sorted_order(
+    columns: &[Vec<ArrayRef>],
+    options: &[SortOptions],
+) -> Result<Option<Vec<(u32, u32)>>> {
     let Some(first) = columns.first() else {
-        return Ok(vec![]);
+        return Ok(None);
     };
     let lengths: Vec<usize> = first.iter().map(|a| a.len()).collect();
     let rows: usize = lengths.iter().sum();
     if rows == 0 {
-        return Ok(vec![]);
+        return Ok(None);
     }
     let row_bits = bits_for(lengths.iter().copied().max().unwrap_or(1) as u128 - 1);
     let index_bits = row_bits + bits_for(lengths.len() as u128 - 1);
@@ -364,14 +368,14 @@ radix_key!(u64);
 radix_key!(u128);
 
 /// Pack `codes` above each row's `(batch, row)` position, radix-sort on the code bits, and
-/// unpack the positions.
+/// unpack the positions; `None` when the rows are in order already.
 fn radix_order<K: RadixKey>(
     codes: &[ColumnCodes],
     lengths: &[usize],
     row_bits: u32,
     index_bits: u32,
     key_bits: u32,
-) -> Vec<(u32, u32)> {
+) -> Option<Vec<(u32, u32)>> {
     let codes: Vec<&ColumnCodes> = codes.iter().collect();
     let rows: usize = lengths.iter().sum();
     let mut keys: Vec<K> = Vec::with_capacity(rows);
@@ -385,16 +389,19 @@ fn radix_order<K: RadixKey>(
     }
     // Input already in order (a partition read in the order it was written): the positions
     // are ascending, so keys that never decrease are the sorted order as they stand.
-    if !keys.windows(2).all(|pair| pair[0] <= pair[1]) {
-        radix_sort(&mut keys, index_bits, index_bits + key_bits);
+    if keys.windows(2).all(|pair| pair[0] <= pair[1]) {
+        return None;
     }
+    radix_sort(&mut keys, index_bits, index_bits + key_bits);
     let row_mask = (1u64 << row_bits) - 1;
-    keys.iter()
-        .map(|k| {
-            let index = k.index(index_bits);
-            ((index >> row_bits) as u32, (index & row_mask) as u32)
-        })
-        .collect()
+    Some(
+        keys.iter()
+            .map(|k| {
+                let index = k.index(index_bits);
+                ((index >> row_bits) as u32, (index & row_mask) as u32)
+            })
+            .collect(),
+    )
 }
 
 /// Stable least-significant-digit radix sort on bits `from..to` of the keys, a byte at a time;
@@ -431,7 +438,7 @@ fn lexsorted(
     columns: &[Vec<ArrayRef>],
     options: &[SortOptions],
     lengths: &[usize],
-) -> Result<Vec<(u32, u32)>> {
+) -> Result<Option<Vec<(u32, u32)>>> {
     let sort_columns = columns
         .iter()
         .zip(options)
@@ -444,19 +451,29 @@ fn lexsorted(
         })
         .collect::<Result<Vec<_>>>()?;
     let order = lexsort_to_indices(&sort_columns, None)?;
+    if order
+        .values()
+        .iter()
+        .enumerate()
+        .all(|(k, &i)| i as usize == k)
+    {
+        return Ok(None);
+    }
     let mut starts = Vec::with_capacity(lengths.len());
     let mut at = 0;
     for len in lengths {
         starts.push(at);
         at += len;
     }
-    Ok(order
-        .values()
-        .iter()
-        .map(|i| {
-            let i = *i as usize;
-            let batch = starts.partition_point(|s| *s <= i) - 1;
-            (batch as u32, (i - starts[batch]) as u32)
-        })
-        .collect())
+    Ok(Some(
+        order
+            .values()
+            .iter()
+            .map(|i| {
+                let i = *i as usize;
+                let batch = starts.partition_point(|s| *s <= i) - 1;
+                (batch as u32, (i - starts[batch]) as u32)
+            })
+            .collect(),
+    ))
 }

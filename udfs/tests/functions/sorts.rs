@@ -439,8 +439,21 @@ fn bounded_session(pool_bytes: usize, pieces: &[RecordBatch]) -> SessionContext 
 
 /// The rows of `sql` as text and the value of `KeySortExec`'s spill counter.
 async fn rows_and_spills(ctx: &SessionContext, sql: &str) -> (Vec<String>, usize) {
-    use datafusion::physical_plan::{ExecutionPlan, collect};
-    use lendfusion_udfs::planning::key_sort::{KeySortExec, SPILLED_METRIC};
+    use lendfusion_udfs::planning::key_sort::SPILLED_METRIC;
+    let (rows, spills) = rows_and_metric(ctx, sql, SPILLED_METRIC).await;
+    (rows, spills.expect("a KeySortExec in the plan"))
+}
+
+/// The rows of `sql` as text and the sum of `metric` over the plan's `KeySortExec`s (`None`
+/// when it has none).
+async fn rows_and_metric(
+    ctx: &SessionContext,
+    sql: &str,
+    metric: &str,
+) -> (Vec<String>, Option<usize>) {
+    use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
+    use datafusion::physical_plan::collect;
+    use lendfusion_udfs::planning::key_sort::KeySortExec;
     let plan = ctx
         .sql(sql)
         .await
@@ -451,18 +464,16 @@ async fn rows_and_spills(ctx: &SessionContext, sql: &str) -> (Vec<String>, usize
     let batches = collect(Arc::clone(&plan), ctx.task_ctx())
         .await
         .expect("run");
-    fn find(plan: &Arc<dyn ExecutionPlan>) -> Option<&Arc<dyn ExecutionPlan>> {
-        if plan.downcast_ref::<KeySortExec>().is_some() {
-            return Some(plan);
+    let mut sum = None;
+    plan.apply(|node| {
+        if node.downcast_ref::<KeySortExec>().is_some() {
+            let value = node.metrics().and_then(|m| m.sum_by_name(metric));
+            *sum.get_or_insert(0) += value.map_or(0, |v| v.as_usize());
         }
-        plan.children().into_iter().find_map(find)
-    }
-    let sort = find(&plan).expect("a KeySortExec in the plan");
-    let spills = sort
-        .metrics()
-        .and_then(|m| m.sum_by_name(SPILLED_METRIC))
-        .map_or(0, |v| v.as_usize());
-    (rows_of(&batches), spills)
+        Ok(TreeNodeRecursion::Continue)
+    })
+    .expect("walk");
+    (rows_of(&batches), sum)
 }
 
 #[tokio::test]
@@ -501,37 +512,6 @@ async fn a_key_sort_beyond_the_memory_pool_spills_through_datafusions_sort() {
     }
 }
 
-/// The rows of `sql` as text and the sum of `metric` over the plan's `KeySortExec`.
-async fn rows_and_metric(ctx: &SessionContext, sql: &str, metric: &str) -> (Vec<String>, usize) {
-    use datafusion::physical_plan::{ExecutionPlan, collect};
-    use lendfusion_udfs::planning::key_sort::KeySortExec;
-    let plan = ctx
-        .sql(sql)
-        .await
-        .expect("plan")
-        .create_physical_plan()
-        .await
-        .expect("physical");
-    let batches = collect(Arc::clone(&plan), ctx.task_ctx())
-        .await
-        .expect("run");
-    fn sum(plan: &Arc<dyn ExecutionPlan>, metric: &str) -> usize {
-        let own = match plan.downcast_ref::<KeySortExec>() {
-            Some(_) => plan
-                .metrics()
-                .and_then(|m| m.sum_by_name(metric))
-                .map_or(0, |v| v.as_usize()),
-            None => 0,
-        };
-        own + plan
-            .children()
-            .into_iter()
-            .map(|child| sum(child, metric))
-            .sum::<usize>()
-    }
-    (rows_of(&batches), sum(&plan, metric))
-}
-
 #[tokio::test]
 async fn a_partition_that_arrives_sorted_passes_through_and_one_that_does_not_is_sorted() {
     use lendfusion_udfs::planning::key_sort::IN_ORDER_METRIC;
@@ -563,7 +543,7 @@ async fn a_partition_that_arrives_sorted_passes_through_and_one_that_does_not_is
         IN_ORDER_METRIC,
     )
     .await;
-    assert_eq!(passed, 1);
+    assert_eq!(passed, Some(1));
     assert_eq!(actual, expected);
     assert_eq!(actual, rows_of(&pieces));
     // The same rows with the last two of one piece swapped (`id` makes every key distinct).
@@ -585,6 +565,6 @@ async fn a_partition_that_arrives_sorted_passes_through_and_one_that_does_not_is
         IN_ORDER_METRIC,
     )
     .await;
-    assert_eq!(passed, 0);
+    assert_eq!(passed, Some(0));
     assert_eq!(actual, expected);
 }
