@@ -236,7 +236,7 @@ fn probe_exits_zero_only_on_200() {
     ]));
     let unready = lendfusion(&["probe", &format!("http://127.0.0.1:{port}/other")]);
     assert!(!unready.status.success());
-    assert!(String::from_utf8_lossy(&unready.stderr).contains("503"));
+    assert!(String::from_utf8_lossy(&unready.stderr).contains("/other answered 503"));
     let closed = std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .expect("addr")

@@ -188,18 +188,13 @@ pub fn storage_error(
     e: &object_store::Error,
 ) -> LendfusionError {
     let text = e.to_string();
-    let hint = if text.contains("NoSuchBucket") || text.contains("404") {
-        " — the bucket does not exist"
-    } else if text.contains("403")
-        || text.contains("AccessDenied")
-        || text.contains("InvalidAccessKeyId")
-        || text.contains("SignatureDoesNotMatch")
-    {
-        " — access denied: check AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY (or [s3] in the config)"
-    } else if text.contains("connect") || text.contains("Connection") || text.contains("dns") {
-        " — the endpoint is unreachable"
-    } else {
-        ""
+    let hint = match storage_cause(e, &text) {
+        Some(StorageCause::MissingBucket) => " — the bucket does not exist",
+        Some(StorageCause::AccessDenied) => {
+            " — access denied: check AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY (or [s3] in the config)"
+        }
+        Some(StorageCause::Unreachable) => " — the endpoint is unreachable",
+        None => "",
     };
     LendfusionError::Storage(format!(
         "cannot read {url} ({}){hint}: {text}",
@@ -207,9 +202,92 @@ pub fn storage_error(
     ))
 }
 
+/// The usual causes of a failed first access to a store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum StorageCause {
+    MissingBucket,
+    AccessDenied,
+    Unreachable,
+}
+
+/// What went wrong, from the error's kind, else the HTTP status and S3 error code in its text.
+/// Only the status the server returned counts: the text also holds the request URL, whose port
+/// may well contain `404` or `403`.
+fn storage_cause(e: &object_store::Error, text: &str) -> Option<StorageCause> {
+    match e {
+        object_store::Error::NotFound { .. } => return Some(StorageCause::MissingBucket),
+        object_store::Error::PermissionDenied { .. }
+        | object_store::Error::Unauthenticated { .. } => return Some(StorageCause::AccessDenied),
+        _ => {}
+    }
+    let status = text.split("status code: ").nth(1).and_then(|rest| {
+        let digits = rest.get(..3)?;
+        digits.parse::<u16>().ok()
+    });
+    let code_is = |codes: &[&str]| {
+        codes
+            .iter()
+            .any(|code| text.contains(&format!("<Code>{code}</Code>")))
+    };
+    if code_is(&["NoSuchBucket"]) || status == Some(404) {
+        Some(StorageCause::MissingBucket)
+    } else if code_is(&[
+        "AccessDenied",
+        "InvalidAccessKeyId",
+        "SignatureDoesNotMatch",
+    ]) || matches!(status, Some(401 | 403))
+    {
+        Some(StorageCause::AccessDenied)
+    } else if status.is_none()
+        && (text.contains("connect") || text.contains("Connection") || text.contains("dns"))
+    {
+        Some(StorageCause::Unreachable)
+    } else {
+        None
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn generic(text: &str) -> object_store::Error {
+        object_store::Error::Generic {
+            store: "S3",
+            source: text.into(),
+        }
+    }
+
+    #[test]
+    fn storage_causes_come_from_the_status_not_from_the_url() {
+        let denied = "Error performing GET http://127.0.0.1:40475/b?list-type=2 in 1.5ms - \
+            Server returned non-2xx status code: 403 Forbidden: <?xml version=\"1.0\"?><Error>\
+            <Code>AccessDenied</Code><Message>Forbidden: Invalid signature</Message></Error>";
+        let missing = "Error performing GET http://127.0.0.1:40375/b?list-type=2 in 1.5ms - \
+            Server returned non-2xx status code: 404 Not Found: <Error><Code>NoSuchBucket</Code>";
+        let refused = "Error performing GET http://127.0.0.1:40404/b in 1ms - \
+            error sending request: client error (Connect): Connection refused";
+        for (text, cause) in [
+            (denied, Some(StorageCause::AccessDenied)),
+            (missing, Some(StorageCause::MissingBucket)),
+            (refused, Some(StorageCause::Unreachable)),
+            (
+                "Server returned non-2xx status code: 500 Internal Server Error",
+                None,
+            ),
+        ] {
+            let e = generic(text);
+            assert_eq!(storage_cause(&e, &e.to_string()), cause, "{text}");
+        }
+        let e = object_store::Error::NotFound {
+            path: "b/p".into(),
+            source: "gone".into(),
+        };
+        assert_eq!(
+            storage_cause(&e, &e.to_string()),
+            Some(StorageCause::MissingBucket)
+        );
+    }
 
     #[tokio::test]
     async fn the_recipe_resolves_every_lendfusion_function() {
