@@ -3,11 +3,13 @@
 //! (`server.result_endpoints = "workers"`).
 //!
 //! A client's `DoGet` with a result ticket is checked against `cluster.secret`; the partition's
-//! file is then read by Ballista's block transport in this process and sent as written (its
-//! own schema first, then its batches: no decoding, no compression). Every other call goes to
-//! Ballista's service unchanged.
+//! file is then sent as written (its own schema first, then its batches: no decoding, no
+//! compression), read message by message into buffers that go to the client as they are. A
+//! layout other than one file per partition (sort shuffle, byte ranges) is read by Ballista's
+//! block transport instead. Every other call goes to Ballista's service unchanged.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::pin::Pin;
 use std::sync::Arc;
 
@@ -18,13 +20,17 @@ use arrow_flight::{
     HandshakeRequest, HandshakeResponse, PollInfo, PutResult, SchemaResult, Ticket,
 };
 use ballista_core::error::BallistaError;
+use ballista_core::execution_plans::create_shuffle_path;
+use ballista_core::execution_plans::sort_shuffle::is_sort_shuffle_output;
+use ballista_core::serde::decode_protobuf;
+use ballista_core::serde::scheduler::{Action as FetchAction, ShuffleFileKind, ShuffleLayout};
 use ballista_core::utils::{GrpcServerConfig, create_grpc_server};
 use ballista_executor::ArrowFlightServerProvider;
 use ballista_executor::flight_service::BallistaFlightService;
 use ballista_executor::shutdown::Shutdown;
 use futures::{Stream, StreamExt, TryStreamExt};
 use lendfusion_core::ops::metrics::counted_result_stream;
-use lendfusion_core::results::passthrough::ipc_to_flight;
+use lendfusion_core::results::passthrough::{file_to_flight, ipc_to_flight};
 use lendfusion_core::results::ticket::TicketKey;
 use lendfusion_core::results::{BLOCK_TRANSPORT, transfer_status, unwrap_ticket};
 use tonic::{Request, Response, Status, Streaming};
@@ -38,6 +44,8 @@ type Boxed<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send + 'static>>;
 #[derive(Clone)]
 pub struct DataPort {
     ballista: BallistaFlightService,
+    /// Where Ballista writes the worker's shuffle and result files.
+    work_dir: String,
     tickets: Option<TicketKey>,
 }
 
@@ -57,7 +65,8 @@ pub fn data_port_provider(tickets: Option<TicketKey>) -> Arc<ArrowFlightServerPr
               mut shutdown: Shutdown,
               grpc: GrpcServerConfig| {
             let service = DataPort {
-                ballista: BallistaFlightService::new(work_dir),
+                ballista: BallistaFlightService::new(work_dir.clone()),
+                work_dir,
                 tickets: tickets.clone(),
             };
             tokio::spawn(async move {
@@ -86,6 +95,15 @@ impl DataPort {
         let action = key
             .open(signed)
             .map_err(|e| Status::permission_denied(e.to_string()))?;
+        if let Some(path) = self.whole_file(action)? {
+            let messages = file_to_flight(None, path).map_err(|e| match e {
+                ArrowError::IoError(message, io) if io.kind() == std::io::ErrorKind::NotFound => {
+                    Status::not_found(format!("{message} (the job's files may have been removed)"))
+                }
+                other => transfer_status(other),
+            });
+            return Ok(Box::pin(counted_result_stream(messages)));
+        }
         let request = Request::new(Action {
             r#type: BLOCK_TRANSPORT.into(),
             body: action.to_vec().into(),
@@ -102,6 +120,46 @@ impl DataPort {
             });
         let messages = ipc_to_flight(None, blocks).map_err(transfer_status);
         Ok(Box::pin(counted_result_stream(messages)))
+    }
+}
+
+impl DataPort {
+    /// The file a (verified) fetch action names when it is one whole file of this worker's:
+    /// a partition of the usual layout, no byte ranges. `None` for what Ballista's block
+    /// transport resolves itself.
+    fn whole_file(&self, action: &[u8]) -> Result<Option<PathBuf>, Status> {
+        let action = decode_protobuf(action).map_err(|e| {
+            Status::invalid_argument(format!(
+                "a result ticket's fetch action does not decode: {e}"
+            ))
+        })?;
+        let FetchAction::FetchPartition {
+            job_id,
+            stage_id,
+            partition_id,
+            file_id,
+            layout,
+            file_kind,
+            byte_ranges,
+            ..
+        } = action;
+        if layout != ShuffleLayout::Passthrough
+            || file_kind != ShuffleFileKind::Data
+            || !byte_ranges.is_empty()
+        {
+            return Ok(None);
+        }
+        let path = create_shuffle_path(
+            &self.work_dir,
+            &job_id,
+            stage_id,
+            partition_id,
+            file_id,
+            false,
+        )
+        .map_err(|e| Status::internal(format!("a result file's path: {e}")))?;
+        // A sort-shuffle output has an index beside its data: Ballista's reader knows it.
+        Ok((!is_sort_shuffle_output(&path)).then_some(path))
     }
 }
 

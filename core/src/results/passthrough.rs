@@ -11,7 +11,10 @@
 //! decoded, split and encoded like any other batch. Results with dictionary columns are not
 //! passed through (their dictionary ids are per file): callers decode those.
 
-use std::collections::HashMap;
+use std::borrow::Cow;
+use std::collections::{HashMap, VecDeque};
+use std::io::Read;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
@@ -20,7 +23,7 @@ use arrow::ipc::{MessageHeader, root_as_message};
 use arrow_flight::encode::{FlightDataEncoderBuilder, GRPC_TARGET_MAX_FLIGHT_SIZE_BYTES};
 use arrow_flight::utils::flight_data_to_arrow_batch;
 use arrow_flight::{FlightData, SchemaAsIpc};
-use bytes::{Buf, Bytes, BytesMut};
+use bytes::{Bytes, BytesMut};
 use futures::{Stream, StreamExt, TryStreamExt};
 
 /// Whether results of `schema` can be passed through (no dictionary anywhere in it).
@@ -59,31 +62,81 @@ pub fn ipc_to_flight<S>(
 where
     S: Stream<Item = Result<Bytes, ArrowError>> + Send + Unpin,
 {
-    let splitter = MessageSplitter::default();
-    futures::stream::try_unfold(
-        (splitter, blocks, schema),
-        |(mut splitter, mut blocks, mut schema)| async move {
+    let messages = futures::stream::try_unfold(
+        (MessageSplitter::default(), blocks),
+        |(mut splitter, mut blocks)| async move {
             loop {
                 if let Some(message) = splitter.next_message()? {
-                    match convert(&mut schema, message).await? {
-                        Some(data) => return Ok(Some((data, (splitter, blocks, schema)))),
-                        None => continue,
-                    }
+                    return Ok(Some((message, (splitter, blocks))));
                 }
                 match blocks.next().await {
                     Some(block) => splitter.push(block?),
                     None if splitter.is_empty() => return Ok(None),
-                    None => {
-                        return Err(ArrowError::IpcError(
-                            "the result file ends inside a message".into(),
-                        ));
-                    }
+                    None => return Err(truncated()),
                 }
             }
+        },
+    );
+    messages_to_flight(schema, Box::pin(messages))
+}
+
+/// The Flight messages of the result file at `path`, read from disk one message at a time,
+/// each into a buffer of its own size (one copy from the page cache and none after it), on a
+/// blocking thread that stays a few messages ahead of the stream. `schema` as for
+/// [`ipc_to_flight`].
+pub fn file_to_flight(
+    schema: Option<SchemaRef>,
+    path: PathBuf,
+) -> impl Stream<Item = Result<FlightData, ArrowError>> + Send {
+    let (sender, mut receiver) = tokio::sync::mpsc::channel(READ_AHEAD_MESSAGES);
+    tokio::task::spawn_blocking(move || {
+        let mut file = match FileMessages::open(&path) {
+            Ok(file) => file,
+            Err(e) => {
+                let _ = sender.blocking_send(Err(e));
+                return;
+            }
+        };
+        while let Some(next) = file.next_message().transpose() {
+            let failed = next.is_err();
+            // Stop when the stream is gone (the client left) or after sending a read error.
+            if sender.blocking_send(next).is_err() || failed {
+                return;
+            }
+        }
+    });
+    let messages = futures::stream::poll_fn(move |cx| receiver.poll_recv(cx));
+    messages_to_flight(schema, messages)
+}
+
+/// How many messages a file reader reads ahead of the stream that sends them.
+const READ_AHEAD_MESSAGES: usize = 4;
+
+/// The Flight messages of a stream of IPC messages (see [`convert`]).
+fn messages_to_flight<M>(
+    schema: Option<SchemaRef>,
+    messages: M,
+) -> impl Stream<Item = Result<FlightData, ArrowError>> + Send
+where
+    M: Stream<Item = Result<Message, ArrowError>> + Send + Unpin,
+{
+    futures::stream::try_unfold(
+        (schema, messages),
+        |(mut schema, mut messages)| async move {
+            while let Some(message) = messages.next().await {
+                if let Some(data) = convert(&mut schema, message?).await? {
+                    return Ok::<_, ArrowError>(Some((data, (schema, messages))));
+                }
+            }
+            Ok(None)
         },
     )
     .map_ok(|messages| futures::stream::iter(messages.into_iter().map(Ok)))
     .try_flatten()
+}
+
+fn truncated() -> ArrowError {
+    ArrowError::IpcError("the result file ends inside a message".into())
 }
 
 /// One IPC message: its flatbuffer header and its body.
@@ -182,76 +235,218 @@ fn same_types(expected: &Schema, written: &Schema) -> Result<(), ArrowError> {
     }
 }
 
-/// Cuts IPC stream bytes, arriving in blocks of any size, into messages.
+/// The length prefix of an IPC message: how many bytes it takes (4 or 8) and the length of
+/// the flatbuffer header after it (0: an end-of-stream marker). `first` is the first 4 bytes,
+/// `next` the 4 after them when the first are the continuation marker.
+fn message_prefix(
+    first: [u8; 4],
+    next: impl FnOnce() -> Result<Option<[u8; 4]>, ArrowError>,
+) -> Result<Option<(usize, usize)>, ArrowError> {
+    let (prefix, length) = if first == [0xff; 4] {
+        match next()? {
+            Some(length) => (8, i32::from_le_bytes(length)),
+            None => return Ok(None),
+        }
+    } else {
+        // The pre-1.0 format: the length without the continuation marker.
+        (4, i32::from_le_bytes(first))
+    };
+    let length = usize::try_from(length)
+        .map_err(|_| ArrowError::IpcError("a negative IPC message length".into()))?;
+    Ok(Some((prefix, length)))
+}
+
+/// The body length a message's flatbuffer header declares.
+fn body_length(header: &[u8]) -> Result<usize, ArrowError> {
+    let length = root_as_message(header)
+        .map_err(|e| ArrowError::IpcError(format!("a result message is not valid: {e}")))?
+        .bodyLength();
+    usize::try_from(length).map_err(|_| ArrowError::IpcError("a negative IPC body length".into()))
+}
+
+/// Cuts IPC stream bytes, arriving in blocks of any size, into messages. A message inside one
+/// block is a slice of it; only a message that straddles blocks is copied (itself, not the
+/// blocks).
 #[derive(Debug, Default)]
 struct MessageSplitter {
-    /// Bytes received and not yet cut into messages.
-    pending: Bytes,
+    /// Bytes received and not yet cut into messages, oldest first; none empty.
+    blocks: VecDeque<Bytes>,
+    /// Their total length.
+    len: usize,
 }
 
 impl MessageSplitter {
     fn is_empty(&self) -> bool {
-        self.pending.is_empty()
+        self.len == 0
     }
 
     fn push(&mut self, block: Bytes) {
-        if self.pending.is_empty() {
-            // The usual case: the last block ended on a message boundary; no copy.
-            self.pending = block;
-        } else {
-            let mut joined = BytesMut::with_capacity(self.pending.len() + block.len());
-            joined.extend_from_slice(&self.pending);
-            joined.extend_from_slice(&block);
-            self.pending = joined.freeze();
+        if !block.is_empty() {
+            self.len += block.len();
+            self.blocks.push_back(block);
         }
+    }
+
+    /// The first `n` bytes (`n <= self.len`), without consuming them.
+    fn peek(&self, n: usize) -> Cow<'_, [u8]> {
+        match self.blocks.front() {
+            Some(front) if front.len() >= n => Cow::Borrowed(&front[..n]),
+            _ => {
+                let mut bytes = Vec::with_capacity(n);
+                for block in &self.blocks {
+                    let wanted = (n - bytes.len()).min(block.len());
+                    bytes.extend_from_slice(&block[..wanted]);
+                    if bytes.len() == n {
+                        break;
+                    }
+                }
+                Cow::Owned(bytes)
+            }
+        }
+    }
+
+    /// The first `n` bytes (`n <= self.len`), consumed: a slice of the first block when it
+    /// holds them all, else a copy.
+    fn take(&mut self, n: usize) -> Bytes {
+        self.len -= n;
+        if let Some(front) = self.blocks.front_mut()
+            && front.len() >= n
+        {
+            let bytes = front.split_to(n);
+            if front.is_empty() {
+                self.blocks.pop_front();
+            }
+            return bytes;
+        }
+        let mut bytes = BytesMut::with_capacity(n);
+        while bytes.len() < n {
+            let Some(front) = self.blocks.front_mut() else {
+                break;
+            };
+            let wanted = (n - bytes.len()).min(front.len());
+            bytes.extend_from_slice(&front.split_to(wanted));
+            if front.is_empty() {
+                self.blocks.pop_front();
+            }
+        }
+        bytes.freeze()
     }
 
     /// The next whole message, skipping end-of-stream markers (a file may hold several
     /// streams one after another); `None` when more bytes are needed.
     fn next_message(&mut self) -> Result<Option<Message>, ArrowError> {
         loop {
-            let bytes = &self.pending[..];
-            if bytes.len() < 4 {
+            if self.len < 4 {
                 return Ok(None);
             }
-            let (prefix, length) = if bytes[..4] == [0xff; 4] {
-                if bytes.len() < 8 {
-                    return Ok(None);
-                }
-                (
-                    8,
-                    i32::from_le_bytes([bytes[4], bytes[5], bytes[6], bytes[7]]),
-                )
-            } else {
-                // The pre-1.0 format: the length without the continuation marker.
-                (
-                    4,
-                    i32::from_le_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]),
-                )
+            let first = self.peek(4);
+            let first = [first[0], first[1], first[2], first[3]];
+            let prefix = message_prefix(first, || {
+                Ok((self.len >= 8).then(|| {
+                    let next = self.peek(8);
+                    [next[4], next[5], next[6], next[7]]
+                }))
+            })?;
+            let Some((prefix, length)) = prefix else {
+                return Ok(None);
             };
-            let length = usize::try_from(length)
-                .map_err(|_| ArrowError::IpcError("a negative IPC message length".into()))?;
             if length == 0 {
-                self.pending.advance(prefix);
+                self.take(prefix);
                 continue;
             }
-            if bytes.len() < prefix + length {
+            if self.len < prefix + length {
                 return Ok(None);
             }
-            let header = &bytes[prefix..prefix + length];
-            let body_length = root_as_message(header)
-                .map_err(|e| ArrowError::IpcError(format!("a result message is not valid: {e}")))?
-                .bodyLength();
-            let body_length = usize::try_from(body_length)
-                .map_err(|_| ArrowError::IpcError("a negative IPC body length".into()))?;
-            let total = prefix + length + body_length;
-            if bytes.len() < total {
+            let body_length = body_length(&self.peek(prefix + length)[prefix..])?;
+            if self.len < prefix + length + body_length {
                 return Ok(None);
             }
-            let header = self.pending.slice(prefix..prefix + length);
-            let body = self.pending.slice(prefix + length..total);
-            self.pending.advance(total);
+            self.take(prefix);
+            let header = self.take(length);
+            let body = self.take(body_length);
             return Ok(Some(Message { header, body }));
+        }
+    }
+}
+
+/// Reads an IPC stream file message by message.
+struct FileMessages {
+    file: std::fs::File,
+    /// Bytes of the file not yet read (so a corrupt length cannot ask for more).
+    remaining: u64,
+}
+
+/// Largest flatbuffer header a result message may have (its schema or batch metadata).
+const MAX_HEADER_BYTES: usize = 64 * 1024 * 1024;
+
+impl FileMessages {
+    fn open(path: &Path) -> Result<Self, ArrowError> {
+        let file = std::fs::File::open(path).map_err(|e| {
+            ArrowError::IoError(
+                format!("cannot open the result file {}: {e}", path.display()),
+                e,
+            )
+        })?;
+        let remaining = file
+            .metadata()
+            .map_err(|e| ArrowError::IoError(format!("cannot read the result file: {e}"), e))?
+            .len();
+        Ok(Self { file, remaining })
+    }
+
+    /// Exactly `n` bytes, or the file's end when it has none left (`None`) or fewer (an
+    /// error).
+    fn read(&mut self, n: usize) -> Result<Option<Vec<u8>>, ArrowError> {
+        if self.remaining == 0 {
+            return Ok(None);
+        }
+        if (n as u64) > self.remaining {
+            return Err(truncated());
+        }
+        let mut bytes = Vec::with_capacity(n);
+        // `read_to_end` reads into the spare capacity without zeroing it first (and a file
+        // needs no more than two reads for it).
+        (&mut self.file)
+            .take(n as u64)
+            .read_to_end(&mut bytes)
+            .map_err(|e| ArrowError::IoError(format!("cannot read the result file: {e}"), e))?;
+        if bytes.len() != n {
+            return Err(truncated());
+        }
+        self.remaining -= n as u64;
+        Ok(Some(bytes))
+    }
+
+    fn next_message(&mut self) -> Result<Option<Message>, ArrowError> {
+        loop {
+            let Some(first) = self.read(4)? else {
+                return Ok(None);
+            };
+            let first = [first[0], first[1], first[2], first[3]];
+            let prefix = message_prefix(first, || {
+                let next = self.read(4)?.ok_or_else(truncated)?;
+                Ok(Some([next[0], next[1], next[2], next[3]]))
+            })?;
+            let Some((_, length)) = prefix else {
+                return Err(truncated());
+            };
+            if length == 0 {
+                continue;
+            }
+            if length > MAX_HEADER_BYTES {
+                return Err(ArrowError::IpcError(format!(
+                    "a result message header of {length} bytes"
+                )));
+            }
+            let header = self.read(length)?.ok_or_else(truncated)?;
+            let body = match body_length(&header)? {
+                0 => Vec::new(),
+                n => self.read(n)?.ok_or_else(truncated)?,
+            };
+            return Ok(Some(Message {
+                header: header.into(),
+                body: body.into(),
+            }));
         }
     }
 }
@@ -333,6 +528,85 @@ mod tests {
                 "block {block}"
             );
         }
+    }
+
+    #[tokio::test]
+    async fn a_message_inside_one_block_is_a_slice_of_it() {
+        let batches = [batch(1000, 0), batch(3000, 1000)];
+        let bytes = Bytes::from(ipc_stream(&batches, IpcWriteOptions::default()));
+        let cut = bytes.len() / 2;
+        let blocks = [Ok(bytes.slice(..cut)), Ok(bytes.slice(cut..))];
+        let messages: Vec<FlightData> =
+            ipc_to_flight(Some(batches[0].schema()), futures::stream::iter(blocks))
+                .try_collect()
+                .await
+                .expect("pass");
+        assert_eq!(messages.len(), 2);
+        let inside = |b: &Bytes| {
+            let range = bytes.as_ptr_range();
+            range.contains(&b.as_ptr()) && b.as_ptr_range().end <= range.end
+        };
+        // The first batch lies inside the first block; the second straddles the cut.
+        assert!(inside(&messages[0].data_body), "copied");
+        assert!(
+            !inside(&messages[1].data_body),
+            "straddling but not copied?"
+        );
+        assert_eq!(decode(batches[0].schema(), &messages)[1], batches[1]);
+    }
+
+    async fn from_file(
+        schema: Option<SchemaRef>,
+        bytes: &[u8],
+    ) -> Result<Vec<FlightData>, ArrowError> {
+        let dir = tempfile::tempdir().expect("dir");
+        let path = dir.path().join("data.arrow");
+        std::fs::write(&path, bytes).expect("write");
+        file_to_flight(schema, path).try_collect().await
+    }
+
+    #[tokio::test]
+    async fn a_file_read_from_disk_gives_the_same_messages_as_its_bytes() {
+        let batches = [batch(1000, 0), batch(1, 1000), batch(4000, 1001)];
+        let schema = batches[0].schema();
+        let mut two_streams = ipc_stream(&batches[..2], IpcWriteOptions::default());
+        two_streams.extend(ipc_stream(&batches[2..], IpcWriteOptions::default()));
+        let read = from_file(Some(schema.clone()), &two_streams)
+            .await
+            .expect("read");
+        let passed = pass(two_streams.clone(), schema.clone(), 4096)
+            .await
+            .expect("pass");
+        assert_eq!(read, passed);
+        let columns =
+            |b: &[RecordBatch]| -> Vec<_> { b.iter().map(|b| b.columns().to_vec()).collect() };
+        assert_eq!(columns(&decode(schema.clone(), &read)), columns(&batches));
+
+        // Without a schema the file's own comes first; an empty file is an empty result.
+        let own = from_file(None, &two_streams).await.expect("read");
+        assert_eq!(own.len(), 4);
+        let own = arrow_flight::utils::flight_data_to_batches(&own).expect("decode");
+        assert_eq!(columns(&own), columns(&batches));
+        assert!(from_file(None, &[]).await.expect("empty").is_empty());
+
+        // A file cut anywhere inside a message is an error, whatever the cut.
+        for cut in [3, 6, 9, 100, two_streams.len() - 20] {
+            let e = from_file(Some(schema.clone()), &two_streams[..cut])
+                .await
+                .expect_err("truncated");
+            assert!(
+                e.to_string().contains("ends inside a message"),
+                "cut {cut}: {e}"
+            );
+        }
+        let e = file_to_flight(None, "/nonexistent/lendfusion/data.arrow".into())
+            .try_collect::<Vec<_>>()
+            .await
+            .expect_err("missing");
+        assert!(
+            matches!(&e, ArrowError::IoError(_, io) if io.kind() == std::io::ErrorKind::NotFound),
+            "{e}"
+        );
     }
 
     #[tokio::test]
