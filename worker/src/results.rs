@@ -30,9 +30,9 @@ use ballista_executor::flight_service::BallistaFlightService;
 use ballista_executor::shutdown::Shutdown;
 use futures::{Stream, StreamExt, TryStreamExt};
 use lendfusion_core::ops::metrics::counted_result_stream;
-use lendfusion_core::results::passthrough::{file_to_flight, ipc_to_flight};
+use lendfusion_core::results::passthrough::{file_to_flight, file_to_ipc_messages, ipc_to_flight};
 use lendfusion_core::results::ticket::TicketKey;
-use lendfusion_core::results::{BLOCK_TRANSPORT, transfer_status, unwrap_ticket};
+use lendfusion_core::results::{BLOCK_TRANSPORT, RESULT_MESSAGES, transfer_status, unwrap_ticket};
 use tonic::{Request, Response, Status, Streaming};
 
 /// Largest message the data port receives or sends (Ballista's default).
@@ -96,12 +96,7 @@ impl DataPort {
             .open(signed)
             .map_err(|e| Status::permission_denied(e.to_string()))?;
         if let Some(path) = self.whole_file(action)? {
-            let messages = file_to_flight(None, path).map_err(|e| match e {
-                ArrowError::IoError(message, io) if io.kind() == std::io::ErrorKind::NotFound => {
-                    Status::not_found(format!("{message} (the job's files may have been removed)"))
-                }
-                other => transfer_status(other),
-            });
+            let messages = file_to_flight(None, path).map_err(file_status);
             return Ok(Box::pin(counted_result_stream(messages)));
         }
         let request = Request::new(Action {
@@ -124,14 +119,30 @@ impl DataPort {
 }
 
 impl DataPort {
+    /// A coordinator's fetch of a result partition ([`RESULT_MESSAGES`]): the file's messages
+    /// one per `Result`, or Ballista's blocks for a layout it resolves itself. (Ballista's
+    /// block transport on this port takes the same unsigned request.)
+    async fn result_messages(
+        &self,
+        request: Request<Action>,
+    ) -> Result<Boxed<arrow_flight::Result>, Status> {
+        if let Some(path) = self.whole_file(&request.get_ref().body)? {
+            let messages = file_to_ipc_messages(path)
+                .map_ok(|body| arrow_flight::Result { body })
+                .map_err(file_status);
+            return Ok(Box::pin(messages));
+        }
+        let mut request = request;
+        request.get_mut().r#type = BLOCK_TRANSPORT.into();
+        Ok(self.ballista.do_action(request).await?.into_inner())
+    }
+
     /// The file a (verified) fetch action names when it is one whole file of this worker's:
     /// a partition of the usual layout, no byte ranges. `None` for what Ballista's block
     /// transport resolves itself.
     fn whole_file(&self, action: &[u8]) -> Result<Option<PathBuf>, Status> {
         let action = decode_protobuf(action).map_err(|e| {
-            Status::invalid_argument(format!(
-                "a result ticket's fetch action does not decode: {e}"
-            ))
+            Status::invalid_argument(format!("a result fetch action does not decode: {e}"))
         })?;
         let FetchAction::FetchPartition {
             job_id,
@@ -160,6 +171,16 @@ impl DataPort {
         .map_err(|e| Status::internal(format!("a result file's path: {e}")))?;
         // A sort-shuffle output has an index beside its data: Ballista's reader knows it.
         Ok((!is_sort_shuffle_output(&path)).then_some(path))
+    }
+}
+
+/// A result file's read error as the client's status: NOT_FOUND for a file that is gone.
+fn file_status(error: ArrowError) -> Status {
+    match error {
+        ArrowError::IoError(message, io) if io.kind() == std::io::ErrorKind::NotFound => {
+            Status::not_found(format!("{message} (the job's files may have been removed)"))
+        }
+        other => transfer_status(other),
     }
 }
 
@@ -229,6 +250,9 @@ impl FlightService for DataPort {
         &self,
         request: Request<Action>,
     ) -> Result<Response<Self::DoActionStream>, Status> {
+        if request.get_ref().r#type == RESULT_MESSAGES {
+            return self.result_messages(request).await.map(Response::new);
+        }
         self.ballista.do_action(request).await
     }
 

@@ -15,7 +15,7 @@ use futures::stream::BoxStream;
 use futures::{Stream, StreamExt, TryStreamExt};
 use lendfusion_core::results::passthrough::{can_pass_through, ipc_to_flight, schema_message};
 use lendfusion_core::results::ticket::TicketKey;
-use lendfusion_core::results::{BLOCK_TRANSPORT, ResultPartition, transfer_status, wrap_ticket};
+use lendfusion_core::results::{RESULT_MESSAGES, ResultPartition, transfer_status, wrap_ticket};
 use tonic::Status;
 
 use arrow_flight::encode::FlightDataEncoderBuilder;
@@ -92,7 +92,8 @@ pub fn worker_endpoints(
         .collect()
 }
 
-/// The bytes of a result partition's file, as its worker sends them (block transport).
+/// The bytes of a result partition's file, as its worker sends them: one IPC message per
+/// block ([`RESULT_MESSAGES`]), so [`ipc_to_flight`] copies none of them.
 async fn fetch_blocks(
     partition: &ResultPartition,
 ) -> Result<impl Stream<Item = Result<Bytes, ArrowError>> + Send + Unpin + use<>, Status> {
@@ -103,7 +104,7 @@ async fn fetch_blocks(
     let mut client =
         FlightServiceClient::new(channel).max_decoding_message_size(MAX_RESULT_MESSAGE);
     let action = arrow_flight::Action {
-        r#type: BLOCK_TRANSPORT.into(),
+        r#type: RESULT_MESSAGES.into(),
         body: partition.action.clone().into(),
     };
     let blocks = client

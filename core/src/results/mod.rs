@@ -15,6 +15,11 @@ use prost::Message;
 /// The name of Ballista's action that streams a shuffle file's bytes as written.
 pub const BLOCK_TRANSPORT: &str = "IO_BLOCK_TRANSPORT";
 
+/// The name of our workers' action that streams a result file's IPC messages as written, one
+/// message per `Result` (a file the worker cannot read that way comes by [`BLOCK_TRANSPORT`]).
+/// Same request body as Ballista's action: a `FetchPartition`.
+pub const RESULT_MESSAGES: &str = "LENDFUSION_RESULT_MESSAGES";
+
 /// The type URL a signed result ticket is wrapped in (Flight SQL tickets are protobuf `Any`s).
 pub const RESULT_TICKET_TYPE: &str = "type.googleapis.com/lendfusion.ResultTicket";
 

@@ -88,6 +88,28 @@ pub fn file_to_flight(
     schema: Option<SchemaRef>,
     path: PathBuf,
 ) -> impl Stream<Item = Result<FlightData, ArrowError>> + Send {
+    let messages = read_ahead(path, |file| {
+        Ok(file.next_message()?.map(|whole| whole.message()))
+    });
+    messages_to_flight(schema, messages)
+}
+
+/// The IPC messages of the result file at `path` as written, one buffer per message (length
+/// prefix, header and body; end-of-stream markers left out), read like [`file_to_flight`]
+/// reads them: what a coordinator forwards reaches [`ipc_to_flight`] one message per block,
+/// so none is copied again.
+pub fn file_to_ipc_messages(path: PathBuf) -> impl Stream<Item = Result<Bytes, ArrowError>> + Send {
+    read_ahead(path, |file| {
+        Ok(file.next_message()?.map(|whole| whole.bytes))
+    })
+}
+
+/// `next` called on the file at `path` until it returns `None` or fails, on a blocking
+/// thread [`READ_AHEAD_MESSAGES`] items ahead of the stream.
+fn read_ahead<T: Send + 'static>(
+    path: PathBuf,
+    next: fn(&mut FileMessages) -> Result<Option<T>, ArrowError>,
+) -> impl Stream<Item = Result<T, ArrowError>> + Send + Unpin {
     let (sender, mut receiver) = tokio::sync::mpsc::channel(READ_AHEAD_MESSAGES);
     tokio::task::spawn_blocking(move || {
         let mut file = match FileMessages::open(&path) {
@@ -97,16 +119,15 @@ pub fn file_to_flight(
                 return;
             }
         };
-        while let Some(next) = file.next_message().transpose() {
-            let failed = next.is_err();
+        while let Some(item) = next(&mut file).transpose() {
+            let failed = item.is_err();
             // Stop when the stream is gone (the client left) or after sending a read error.
-            if sender.blocking_send(next).is_err() || failed {
+            if sender.blocking_send(item).is_err() || failed {
                 return;
             }
         }
     });
-    let messages = futures::stream::poll_fn(move |cx| receiver.poll_recv(cx));
-    messages_to_flight(schema, messages)
+    futures::stream::poll_fn(move |cx| receiver.poll_recv(cx))
 }
 
 /// How many messages a file reader reads ahead of the stream that sends them.
@@ -394,40 +415,45 @@ impl FileMessages {
         Ok(Self { file, remaining })
     }
 
-    /// Exactly `n` bytes, or the file's end when it has none left (`None`) or fewer (an
-    /// error).
-    fn read(&mut self, n: usize) -> Result<Option<Vec<u8>>, ArrowError> {
+    /// Exactly `n` more bytes appended to `bytes`; `false` at the file's end (none left), an
+    /// error when fewer than `n` are left.
+    fn read_into(&mut self, n: usize, bytes: &mut Vec<u8>) -> Result<bool, ArrowError> {
         if self.remaining == 0 {
-            return Ok(None);
+            return Ok(false);
         }
         if (n as u64) > self.remaining {
             return Err(truncated());
         }
-        let mut bytes = Vec::with_capacity(n);
+        let before = bytes.len();
+        bytes.reserve_exact(n);
         // `read_to_end` reads into the spare capacity without zeroing it first (and a file
         // needs no more than two reads for it).
         (&mut self.file)
             .take(n as u64)
-            .read_to_end(&mut bytes)
+            .read_to_end(bytes)
             .map_err(|e| ArrowError::IoError(format!("cannot read the result file: {e}"), e))?;
-        if bytes.len() != n {
+        if bytes.len() - before != n {
             return Err(truncated());
         }
         self.remaining -= n as u64;
-        Ok(Some(bytes))
+        Ok(true)
     }
 
-    fn next_message(&mut self) -> Result<Option<Message>, ArrowError> {
+    /// The next message, skipping end-of-stream markers; `None` at the file's end.
+    fn next_message(&mut self) -> Result<Option<WholeMessage>, ArrowError> {
         loop {
-            let Some(first) = self.read(4)? else {
+            let mut bytes = Vec::with_capacity(8);
+            if !self.read_into(4, &mut bytes)? {
                 return Ok(None);
-            };
-            let first = [first[0], first[1], first[2], first[3]];
+            }
+            let first = [bytes[0], bytes[1], bytes[2], bytes[3]];
             let prefix = message_prefix(first, || {
-                let next = self.read(4)?.ok_or_else(truncated)?;
-                Ok(Some([next[0], next[1], next[2], next[3]]))
+                if !self.read_into(4, &mut bytes)? {
+                    return Err(truncated());
+                }
+                Ok(Some([bytes[4], bytes[5], bytes[6], bytes[7]]))
             })?;
-            let Some((_, length)) = prefix else {
+            let Some((prefix, length)) = prefix else {
                 return Err(truncated());
             };
             if length == 0 {
@@ -438,15 +464,33 @@ impl FileMessages {
                     "a result message header of {length} bytes"
                 )));
             }
-            let header = self.read(length)?.ok_or_else(truncated)?;
-            let body = match body_length(&header)? {
-                0 => Vec::new(),
-                n => self.read(n)?.ok_or_else(truncated)?,
-            };
-            return Ok(Some(Message {
-                header: header.into(),
-                body: body.into(),
+            if !self.read_into(length, &mut bytes)? {
+                return Err(truncated());
+            }
+            let body = body_length(&bytes[prefix..])?;
+            if body > 0 && !self.read_into(body, &mut bytes)? {
+                return Err(truncated());
+            }
+            return Ok(Some(WholeMessage {
+                bytes: bytes.into(),
+                header: prefix..prefix + length,
             }));
+        }
+    }
+}
+
+/// One IPC message as written: its length prefix, header and body in one buffer.
+struct WholeMessage {
+    bytes: Bytes,
+    /// Where the header lies in `bytes` (the body follows it).
+    header: std::ops::Range<usize>,
+}
+
+impl WholeMessage {
+    fn message(self) -> Message {
+        Message {
+            header: self.bytes.slice(self.header.clone()),
+            body: self.bytes.slice(self.header.end..),
         }
     }
 }
@@ -600,6 +644,56 @@ mod tests {
             );
         }
         let e = file_to_flight(None, "/nonexistent/lendfusion/data.arrow".into())
+            .try_collect::<Vec<_>>()
+            .await
+            .expect_err("missing");
+        assert!(
+            matches!(&e, ArrowError::IoError(_, io) if io.kind() == std::io::ErrorKind::NotFound),
+            "{e}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_file_read_as_whole_messages_reaches_the_splitter_one_per_block() {
+        let batches = [batch(1000, 0), batch(1, 1000), batch(4000, 1001)];
+        let schema = batches[0].schema();
+        let mut two_streams = ipc_stream(&batches[..2], IpcWriteOptions::default());
+        two_streams.extend(ipc_stream(&batches[2..], IpcWriteOptions::default()));
+        let dir = tempfile::tempdir().expect("dir");
+        let path = dir.path().join("data.arrow");
+        std::fs::write(&path, &two_streams).expect("write");
+        let blocks: Vec<Bytes> = file_to_ipc_messages(path.clone())
+            .try_collect()
+            .await
+            .expect("read");
+        // Two schemas and three batches; the end-of-stream markers (8 bytes each) left out.
+        assert_eq!(blocks.len(), 5);
+        assert_eq!(
+            blocks.iter().map(Bytes::len).sum::<usize>(),
+            two_streams.len() - 16
+        );
+        let messages: Vec<FlightData> = ipc_to_flight(
+            Some(schema.clone()),
+            futures::stream::iter(blocks.iter().cloned().map(Ok)),
+        )
+        .try_collect()
+        .await
+        .expect("pass");
+        assert_eq!(
+            messages,
+            from_file(Some(schema.clone()), &two_streams)
+                .await
+                .expect("read")
+        );
+        // Every batch is a slice of its block (the blocks after each schema's): nothing
+        // copied after the read.
+        let batch_blocks = [&blocks[1], &blocks[2], &blocks[4]];
+        assert_eq!(messages.len(), batch_blocks.len());
+        for (message, block) in messages.iter().zip(batch_blocks) {
+            let range = block.as_ptr_range();
+            assert!(range.contains(&message.data_body.as_ptr()), "copied");
+        }
+        let e = file_to_ipc_messages(dir.path().join("gone.arrow"))
             .try_collect::<Vec<_>>()
             .await
             .expect_err("missing");
