@@ -215,5 +215,6 @@ const RESULT_STREAM_WINDOW: u32 = 16 << 20;
 /// Largest HTTP/2 frame a worker may send us: 1 MiB frames instead of the 16 KiB default cut
 /// the per-frame work of a result transfer 64-fold.
 const RESULT_FRAME_SIZE: u32 = 1 << 20;
-/// Largest result message accepted from a worker (block transport sends 8 MiB blocks).
+/// Largest result message accepted from a worker (one IPC message, or one of the 8 MiB blocks
+/// of Ballista's block transport).
 pub(crate) const MAX_RESULT_MESSAGE: usize = 64 << 20;

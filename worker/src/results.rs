@@ -6,7 +6,9 @@
 //! file is then sent as written (its own schema first, then its batches: no decoding, no
 //! compression), read message by message into buffers that go to the client as they are. A
 //! layout other than one file per partition (sort shuffle, byte ranges) is read by Ballista's
-//! block transport instead. Every other call goes to Ballista's service unchanged.
+//! block transport instead. The coordinator fetches result partitions the same way with the
+//! `LENDFUSION_RESULT_MESSAGES` action, one IPC message per `Result`. Every other call goes to
+//! Ballista's service unchanged.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;

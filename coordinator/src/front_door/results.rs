@@ -126,7 +126,7 @@ async fn fetch_blocks(
 }
 
 /// The batches of a finished query (for the report engine, and results that cannot be sent as
-/// written): the same block transport, decoded here.
+/// written): the same transfer from the workers, decoded here.
 pub fn result_stream(
     query: FinishedQuery,
 ) -> impl Stream<Item = Result<arrow::record_batch::RecordBatch, DataFusionError>> + Send {
