@@ -555,10 +555,8 @@ mod tests {
 
     #[tokio::test]
     async fn batches_arrive_as_written_whatever_the_block_size() {
-        let batches = [batch(1000, 0), batch(1, 1000), batch(4000, 1001)];
+        let (batches, two_streams) = two_streams();
         let schema = batches[0].schema();
-        let mut two_streams = ipc_stream(&batches[..2], IpcWriteOptions::default());
-        two_streams.extend(ipc_stream(&batches[2..], IpcWriteOptions::default()));
         for block in [1, 7, 64, 4096, 1 << 20] {
             let messages = pass(two_streams.clone(), schema.clone(), block)
                 .await
@@ -609,12 +607,25 @@ mod tests {
         file_to_flight(schema, path).try_collect().await
     }
 
+    /// Three batches in two IPC streams, one after the other (as a file may hold them).
+    fn two_streams() -> ([RecordBatch; 3], Vec<u8>) {
+        let batches = [batch(1000, 0), batch(1, 1000), batch(4000, 1001)];
+        let mut bytes = ipc_stream(&batches[..2], IpcWriteOptions::default());
+        bytes.extend(ipc_stream(&batches[2..], IpcWriteOptions::default()));
+        (batches, bytes)
+    }
+
+    fn assert_not_found(e: &ArrowError) {
+        assert!(
+            matches!(e, ArrowError::IoError(_, io) if io.kind() == std::io::ErrorKind::NotFound),
+            "{e}"
+        );
+    }
+
     #[tokio::test]
     async fn a_file_read_from_disk_gives_the_same_messages_as_its_bytes() {
-        let batches = [batch(1000, 0), batch(1, 1000), batch(4000, 1001)];
+        let (batches, two_streams) = two_streams();
         let schema = batches[0].schema();
-        let mut two_streams = ipc_stream(&batches[..2], IpcWriteOptions::default());
-        two_streams.extend(ipc_stream(&batches[2..], IpcWriteOptions::default()));
         let read = from_file(Some(schema.clone()), &two_streams)
             .await
             .expect("read");
@@ -647,18 +658,13 @@ mod tests {
             .try_collect::<Vec<_>>()
             .await
             .expect_err("missing");
-        assert!(
-            matches!(&e, ArrowError::IoError(_, io) if io.kind() == std::io::ErrorKind::NotFound),
-            "{e}"
-        );
+        assert_not_found(&e);
     }
 
     #[tokio::test]
     async fn a_file_read_as_whole_messages_reaches_the_splitter_one_per_block() {
-        let batches = [batch(1000, 0), batch(1, 1000), batch(4000, 1001)];
+        let (batches, two_streams) = two_streams();
         let schema = batches[0].schema();
-        let mut two_streams = ipc_stream(&batches[..2], IpcWriteOptions::default());
-        two_streams.extend(ipc_stream(&batches[2..], IpcWriteOptions::default()));
         let dir = tempfile::tempdir().expect("dir");
         let path = dir.path().join("data.arrow");
         std::fs::write(&path, &two_streams).expect("write");
@@ -697,10 +703,7 @@ mod tests {
             .try_collect::<Vec<_>>()
             .await
             .expect_err("missing");
-        assert!(
-            matches!(&e, ArrowError::IoError(_, io) if io.kind() == std::io::ErrorKind::NotFound),
-            "{e}"
-        );
+        assert_not_found(&e);
     }
 
     #[tokio::test]
