@@ -22,10 +22,6 @@ use arrow_flight::{
     HandshakeRequest, HandshakeResponse, PollInfo, PutResult, SchemaResult, Ticket,
 };
 use ballista_core::error::BallistaError;
-use ballista_core::execution_plans::create_shuffle_path;
-use ballista_core::execution_plans::sort_shuffle::is_sort_shuffle_output;
-use ballista_core::serde::decode_protobuf;
-use ballista_core::serde::scheduler::{Action as FetchAction, ShuffleFileKind, ShuffleLayout};
 use ballista_core::utils::{GrpcServerConfig, create_grpc_server};
 use ballista_executor::ArrowFlightServerProvider;
 use ballista_executor::flight_service::BallistaFlightService;
@@ -34,7 +30,9 @@ use futures::{Stream, StreamExt, TryStreamExt};
 use lendfusion_core::ops::metrics::counted_result_stream;
 use lendfusion_core::results::passthrough::{file_to_flight, file_to_ipc_messages, ipc_to_flight};
 use lendfusion_core::results::ticket::TicketKey;
-use lendfusion_core::results::{BLOCK_TRANSPORT, RESULT_MESSAGES, transfer_status, unwrap_ticket};
+use lendfusion_core::results::{
+    BLOCK_TRANSPORT, RESULT_MESSAGES, transfer_status, unwrap_ticket, whole_result_file,
+};
 use tonic::{Request, Response, Status, Streaming};
 
 /// Largest message the data port receives or sends (Ballista's default).
@@ -139,40 +137,10 @@ impl DataPort {
         Ok(self.ballista.do_action(request).await?.into_inner())
     }
 
-    /// The file a (verified) fetch action names when it is one whole file of this worker's:
-    /// a partition of the usual layout, no byte ranges. `None` for what Ballista's block
-    /// transport resolves itself.
+    /// The file a fetch action names when it is one whole file of this worker's
+    /// ([`whole_result_file`]).
     fn whole_file(&self, action: &[u8]) -> Result<Option<PathBuf>, Status> {
-        let action = decode_protobuf(action).map_err(|e| {
-            Status::invalid_argument(format!("a result fetch action does not decode: {e}"))
-        })?;
-        let FetchAction::FetchPartition {
-            job_id,
-            stage_id,
-            partition_id,
-            file_id,
-            layout,
-            file_kind,
-            byte_ranges,
-            ..
-        } = action;
-        if layout != ShuffleLayout::Passthrough
-            || file_kind != ShuffleFileKind::Data
-            || !byte_ranges.is_empty()
-        {
-            return Ok(None);
-        }
-        let path = create_shuffle_path(
-            &self.work_dir,
-            &job_id,
-            stage_id,
-            partition_id,
-            file_id,
-            false,
-        )
-        .map_err(|e| Status::internal(format!("a result file's path: {e}")))?;
-        // A sort-shuffle output has an index beside its data: Ballista's reader knows it.
-        Ok((!is_sort_shuffle_output(&path)).then_some(path))
+        whole_result_file(&self.work_dir, action).map_err(Status::invalid_argument)
     }
 }
 

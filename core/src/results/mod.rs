@@ -8,8 +8,12 @@
 pub mod passthrough;
 pub mod ticket;
 
+use std::path::PathBuf;
+
+use ballista_core::execution_plans::create_shuffle_path;
+use ballista_core::execution_plans::sort_shuffle::is_sort_shuffle_output;
 use ballista_core::serde::protobuf::{self, PartitionLocation};
-use ballista_core::serde::scheduler::{Action, PartitionId, ShuffleFileKind};
+use ballista_core::serde::scheduler::{Action, PartitionId, ShuffleFileKind, ShuffleLayout};
 use prost::Message;
 
 /// The name of Ballista's action that streams a shuffle file's bytes as written.
@@ -114,6 +118,43 @@ impl ResultPartition {
     }
 }
 
+/// The result file under `work_dir` a fetch action (protobuf-encoded) names, when it is one
+/// whole file: a partition of the usual layout, no byte ranges. `None` for what Ballista's
+/// block transport resolves itself (sort-shuffle files, byte ranges, indexes). A job id that is
+/// not a plain name is refused: the action can come from anyone who reaches the worker's data
+/// port, and the path is built from it.
+pub fn whole_result_file(work_dir: &str, action: &[u8]) -> Result<Option<PathBuf>, String> {
+    let action = ballista_core::serde::decode_protobuf(action)
+        .map_err(|e| format!("a result fetch action does not decode: {e}"))?;
+    let Action::FetchPartition {
+        job_id,
+        stage_id,
+        partition_id,
+        file_id,
+        layout,
+        file_kind,
+        byte_ranges,
+        ..
+    } = action;
+    let plain = |c: char| c.is_ascii_alphanumeric() || c == '-' || c == '_';
+    if job_id.as_str().is_empty() || !job_id.as_str().chars().all(plain) {
+        return Err(format!(
+            "a result fetch action names job {:?}: job ids are letters, digits, '-' and '_'",
+            job_id.as_str()
+        ));
+    }
+    if layout != ShuffleLayout::Passthrough
+        || file_kind != ShuffleFileKind::Data
+        || !byte_ranges.is_empty()
+    {
+        return Ok(None);
+    }
+    let path = create_shuffle_path(work_dir, &job_id, stage_id, partition_id, file_id, false)
+        .map_err(|e| format!("a result file's path: {e}"))?;
+    // A sort-shuffle output has an index beside its data: Ballista's reader knows it.
+    Ok((!is_sort_shuffle_output(&path)).then_some(path))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -156,5 +197,41 @@ mod tests {
         assert_eq!(fetch.file_id, Some(9));
         assert!(ResultPartition::from_action(b"garbage").is_err());
         assert!(ResultPartition::of(&PartitionLocation::default()).is_err());
+    }
+
+    fn fetch_action(job_id: &str, file_id: Option<u64>) -> Vec<u8> {
+        let location = PartitionLocation {
+            partition_id: Some(PartitionId {
+                job_id: job_id.into(),
+                stage_id: 3,
+                partition_id: 5,
+            }),
+            executor_meta: Some(ExecutorMetadata {
+                host: "worker-1".into(),
+                port: 50061,
+                ..Default::default()
+            }),
+            file_id,
+            ..Default::default()
+        };
+        ResultPartition::of(&location).expect("partition").action
+    }
+
+    #[test]
+    fn a_fetch_action_names_a_file_under_the_work_dir_or_is_refused() {
+        let path = |job: &str, file| whole_result_file("/work", &fetch_action(job, file));
+        assert_eq!(
+            path("038J4T2VT0000", None),
+            Ok(Some(PathBuf::from("/work/038J4T2VT0000/3/5/data.arrow")))
+        );
+        assert_eq!(
+            path("job_7-b", Some(2)),
+            Ok(Some(PathBuf::from("/work/job_7-b/3/5/data-2.arrow")))
+        );
+        for job in ["../../etc", "/etc", "a/b", "..", ""] {
+            let refused = path(job, None).expect_err(job);
+            assert!(refused.contains("job ids are letters"), "{job}: {refused}");
+        }
+        assert!(whole_result_file("/work", b"garbage").is_err());
     }
 }
