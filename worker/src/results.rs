@@ -220,8 +220,14 @@ impl FlightService for DataPort {
         &self,
         request: Request<Action>,
     ) -> Result<Response<Self::DoActionStream>, Status> {
-        if request.get_ref().r#type == RESULT_MESSAGES {
-            return self.result_messages(request).await.map(Response::new);
+        match request.get_ref().r#type.as_str() {
+            RESULT_MESSAGES => return self.result_messages(request).await.map(Response::new),
+            // Ballista builds the file's path from the action as it comes: refuse job ids
+            // that are not plain names first.
+            BLOCK_TRANSPORT => {
+                self.whole_file(&request.get_ref().body)?;
+            }
+            _ => {}
         }
         self.ballista.do_action(request).await
     }
