@@ -31,7 +31,8 @@ use lendfusion_core::ops::metrics::counted_result_stream;
 use lendfusion_core::results::passthrough::{file_to_flight, file_to_ipc_messages, ipc_to_flight};
 use lendfusion_core::results::ticket::TicketKey;
 use lendfusion_core::results::{
-    BLOCK_TRANSPORT, RESULT_MESSAGES, transfer_status, unwrap_ticket, whole_result_file,
+    BLOCK_TRANSPORT, RESULT_MESSAGES, checked_fetch_action, transfer_status, unwrap_ticket,
+    whole_result_file,
 };
 use tonic::{Request, Response, Status, Streaming};
 
@@ -99,15 +100,9 @@ impl DataPort {
             let messages = file_to_flight(None, path).map_err(file_status);
             return Ok(Box::pin(counted_result_stream(messages)));
         }
-        let request = Request::new(Action {
-            r#type: BLOCK_TRANSPORT.into(),
-            body: action.to_vec().into(),
-        });
         let blocks = self
-            .ballista
-            .do_action(request)
+            .block_transport(action.to_vec().into())
             .await?
-            .into_inner()
             .map(|block| {
                 block
                     .map(|b| b.body)
@@ -116,9 +111,7 @@ impl DataPort {
         let messages = ipc_to_flight(None, blocks).map_err(transfer_status);
         Ok(Box::pin(counted_result_stream(messages)))
     }
-}
 
-impl DataPort {
     /// A coordinator's fetch of a result partition ([`RESULT_MESSAGES`]): the file's messages
     /// one per `Result`, or Ballista's blocks for a layout it resolves itself. (Ballista's
     /// block transport on this port takes the same unsigned request.)
@@ -126,14 +119,25 @@ impl DataPort {
         &self,
         request: Request<Action>,
     ) -> Result<Boxed<arrow_flight::Result>, Status> {
-        if let Some(path) = self.whole_file(&request.get_ref().body)? {
+        let body = request.into_inner().body;
+        if let Some(path) = self.whole_file(&body)? {
             let messages = file_to_ipc_messages(path)
                 .map_ok(|body| arrow_flight::Result { body })
                 .map_err(file_status);
             return Ok(Box::pin(messages));
         }
-        let mut request = request;
-        request.get_mut().r#type = BLOCK_TRANSPORT.into();
+        self.block_transport(body).await
+    }
+
+    /// Ballista's block transport of the file a fetch action names.
+    async fn block_transport(
+        &self,
+        action: tonic::codegen::Bytes,
+    ) -> Result<Boxed<arrow_flight::Result>, Status> {
+        let request = Request::new(Action {
+            r#type: BLOCK_TRANSPORT.into(),
+            body: action,
+        });
         Ok(self.ballista.do_action(request).await?.into_inner())
     }
 
@@ -225,7 +229,7 @@ impl FlightService for DataPort {
             // Ballista builds the file's path from the action as it comes: refuse job ids
             // that are not plain names first.
             BLOCK_TRANSPORT => {
-                self.whole_file(&request.get_ref().body)?;
+                checked_fetch_action(&request.get_ref().body).map_err(Status::invalid_argument)?;
             }
             _ => {}
         }

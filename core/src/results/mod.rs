@@ -118,14 +118,28 @@ impl ResultPartition {
     }
 }
 
-/// The result file under `work_dir` a fetch action (protobuf-encoded) names, when it is one
-/// whole file: a partition of the usual layout, no byte ranges. `None` for what Ballista's
-/// block transport resolves itself (sort-shuffle files, byte ranges, indexes). A job id that is
-/// not a plain name is refused: the action can come from anyone who reaches the worker's data
-/// port, and the path is built from it.
-pub fn whole_result_file(work_dir: &str, action: &[u8]) -> Result<Option<PathBuf>, String> {
+/// A fetch action (protobuf-encoded) decoded, its job id checked: a job id that is not a plain
+/// name is refused, because the action can come from anyone who reaches a worker's data port
+/// and the file's path is built from it.
+pub fn checked_fetch_action(action: &[u8]) -> Result<Action, String> {
     let action = ballista_core::serde::decode_protobuf(action)
         .map_err(|e| format!("a result fetch action does not decode: {e}"))?;
+    let Action::FetchPartition { job_id, .. } = &action;
+    let plain = |c: char| c.is_ascii_alphanumeric() || c == '-' || c == '_';
+    if job_id.as_str().is_empty() || !job_id.as_str().chars().all(plain) {
+        return Err(format!(
+            "a result fetch action names job {:?}: job ids are letters, digits, '-' and '_'",
+            job_id.as_str()
+        ));
+    }
+    Ok(action)
+}
+
+/// The result file under `work_dir` a fetch action (protobuf-encoded, checked by
+/// [`checked_fetch_action`]) names, when it is one whole file: a partition of the usual layout,
+/// no byte ranges. `None` for what Ballista's block transport resolves itself (sort-shuffle
+/// files, byte ranges, indexes).
+pub fn whole_result_file(work_dir: &str, action: &[u8]) -> Result<Option<PathBuf>, String> {
     let Action::FetchPartition {
         job_id,
         stage_id,
@@ -135,14 +149,7 @@ pub fn whole_result_file(work_dir: &str, action: &[u8]) -> Result<Option<PathBuf
         file_kind,
         byte_ranges,
         ..
-    } = action;
-    let plain = |c: char| c.is_ascii_alphanumeric() || c == '-' || c == '_';
-    if job_id.as_str().is_empty() || !job_id.as_str().chars().all(plain) {
-        return Err(format!(
-            "a result fetch action names job {:?}: job ids are letters, digits, '-' and '_'",
-            job_id.as_str()
-        ));
-    }
+    } = checked_fetch_action(action)?;
     if layout != ShuffleLayout::Passthrough
         || file_kind != ShuffleFileKind::Data
         || !byte_ranges.is_empty()

@@ -415,12 +415,8 @@ impl FileMessages {
         Ok(Self { file, remaining })
     }
 
-    /// Exactly `n` more bytes appended to `bytes`; `false` at the file's end (none left), an
-    /// error when fewer than `n` are left.
-    fn read_into(&mut self, n: usize, bytes: &mut Vec<u8>) -> Result<bool, ArrowError> {
-        if self.remaining == 0 {
-            return Ok(false);
-        }
+    /// Exactly `n` more bytes appended to `bytes`; an error when fewer are left.
+    fn read_into(&mut self, n: usize, bytes: &mut Vec<u8>) -> Result<(), ArrowError> {
         if (n as u64) > self.remaining {
             return Err(truncated());
         }
@@ -436,21 +432,20 @@ impl FileMessages {
             return Err(truncated());
         }
         self.remaining -= n as u64;
-        Ok(true)
+        Ok(())
     }
 
     /// The next message, skipping end-of-stream markers; `None` at the file's end.
     fn next_message(&mut self) -> Result<Option<WholeMessage>, ArrowError> {
         loop {
-            let mut bytes = Vec::with_capacity(8);
-            if !self.read_into(4, &mut bytes)? {
+            if self.remaining == 0 {
                 return Ok(None);
             }
+            let mut bytes = Vec::with_capacity(8);
+            self.read_into(4, &mut bytes)?;
             let first = [bytes[0], bytes[1], bytes[2], bytes[3]];
             let prefix = message_prefix(first, || {
-                if !self.read_into(4, &mut bytes)? {
-                    return Err(truncated());
-                }
+                self.read_into(4, &mut bytes)?;
                 Ok(Some([bytes[4], bytes[5], bytes[6], bytes[7]]))
             })?;
             let Some((prefix, length)) = prefix else {
@@ -464,13 +459,9 @@ impl FileMessages {
                     "a result message header of {length} bytes"
                 )));
             }
-            if !self.read_into(length, &mut bytes)? {
-                return Err(truncated());
-            }
+            self.read_into(length, &mut bytes)?;
             let body = body_length(&bytes[prefix..])?;
-            if body > 0 && !self.read_into(body, &mut bytes)? {
-                return Err(truncated());
-            }
+            self.read_into(body, &mut bytes)?;
             return Ok(Some(WholeMessage {
                 bytes: bytes.into(),
                 header: prefix..prefix + length,
