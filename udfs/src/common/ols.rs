@@ -1,4 +1,5 @@
-//! Least squares with an intercept, by Givens QR updates (stable, mergeable, bounded state).
+//! Least squares with an intercept, by Givens QR updates (stable, mergeable, bounded state),
+//! or over whole columns by Householder reflections when all rows are at hand.
 //!
 //! Rows `[1, x_1..x_k, y]` are rotated one at a time into an upper-triangular `R` of the
 //! augmented design, so the state is `(k+2)(k+2)` numbers whatever the row count, and two states
@@ -22,6 +23,24 @@ fn norm2(a: f64, b: f64) -> f64 {
     } else {
         a.hypot(b)
     }
+}
+
+/// `a . b`, summed in four interleaved partial sums (so the compiler may vectorise it).
+fn dot(a: &[f64], b: &[f64]) -> f64 {
+    let mut sums = [0.0; 4];
+    let (a_quads, a_rest) = a.split_at(a.len() - a.len() % 4);
+    let b_quads = &b[..a_quads.len()];
+    for (x, y) in a_quads.chunks_exact(4).zip(b_quads.chunks_exact(4)) {
+        for lane in 0..4 {
+            sums[lane] += x[lane] * y[lane];
+        }
+    }
+    let rest: f64 = a_rest
+        .iter()
+        .zip(&b[a_quads.len()..])
+        .map(|(x, y)| x * y)
+        .sum();
+    (sums[0] + sums[1]) + (sums[2] + sums[3]) + rest
 }
 
 /// A QR factor of the augmented design `[1, X, y]`.
@@ -96,6 +115,54 @@ impl Qr {
         row[m - 1] = y;
         self.rotate_in(row);
         self.n += 1;
+    }
+
+    /// The factor of the rows `[1, x_1..x_k, y]` given column by column (`xs[j][i]` is row
+    /// `i` of regressor `j`), by one Householder reflection per column over whole columns: the
+    /// `R` of adding the rows one by one up to rounding and the signs of its rows (which the
+    /// coefficients and singular values do not depend on), at a few vectorised passes per
+    /// column instead of a chain of rotations per row. `None` when a column's squared norm
+    /// leaves the range where squaring is safe (the caller adds the rows one by one then).
+    pub fn from_columns(xs: &[&[f64]], y: &[f64]) -> Option<Self> {
+        let (k, n) = (xs.len(), y.len());
+        let m = k + 2;
+        let mut a: Vec<Vec<f64>> = Vec::with_capacity(m);
+        a.push(vec![1.0; n]);
+        a.extend(xs.iter().map(|x| x.to_vec()));
+        a.push(y.to_vec());
+        let mut qr = Self::new(k);
+        qr.n = n as u64;
+        for j in 0..m.min(n) {
+            let (done, rest) = a.split_at_mut(j + 1);
+            let v = &mut done[j][j..];
+            let squares = dot(v, v);
+            if squares == 0.0 {
+                // Nothing below the diagonal to annihilate: row j of R is row j as it stands.
+                for (l, column) in rest.iter().enumerate() {
+                    qr.r[j * m + j + 1 + l] = column[j];
+                }
+                continue;
+            }
+            if !(1e-290..1e290).contains(&squares) {
+                return None;
+            }
+            let norm = squares.sqrt();
+            let head = v[0];
+            // alpha has the sign opposite to the head, so v[0] = head - alpha does not cancel.
+            let alpha = if head >= 0.0 { -norm } else { norm };
+            v[0] = head - alpha;
+            let scale = 1.0 / (norm * (norm + head.abs()));
+            qr.r[j * m + j] = alpha;
+            for (l, column) in rest.iter_mut().enumerate() {
+                let column = &mut column[j..];
+                let f = dot(v, column) * scale;
+                for (c, vi) in column.iter_mut().zip(v.iter()) {
+                    *c -= f * vi;
+                }
+                qr.r[j * m + j + 1 + l] = column[0];
+            }
+        }
+        qr.r.iter().all(|v| v.is_finite()).then_some(qr)
     }
 
     /// Merge another factor of the same shape.
@@ -261,6 +328,79 @@ mod tests {
             assert!((x - y).abs() < 1e-12);
         }
         assert_eq!(a.rows(), 50);
+    }
+
+    /// Rows added one by one, and the same rows as columns.
+    fn both_ways(xs: &[Vec<f64>], y: &[f64]) -> (Qr, Option<Qr>) {
+        let mut rows = Qr::new(xs.len());
+        for (i, yi) in y.iter().enumerate() {
+            let x: Vec<f64> = xs.iter().map(|c| c[i]).collect();
+            rows.add(&x, *yi);
+        }
+        let columns: Vec<&[f64]> = xs.iter().map(Vec::as_slice).collect();
+        (rows, Qr::from_columns(&columns, y))
+    }
+
+    #[test]
+    fn columns_give_the_coefficients_of_rows() {
+        for n in [4, 5, 7, 64, 1001] {
+            let x1: Vec<f64> = (0..n).map(|i| (i as f64 * 0.37).sin() * 1e3).collect();
+            let x2: Vec<f64> = (0..n).map(|i| ((i * i) % 11) as f64 - 5.0).collect();
+            let y: Vec<f64> = (0..n)
+                .map(|i| 0.2 + 1e-3 * x1[i] - 0.7 * x2[i] + (i as f64 * 1.3).cos())
+                .collect();
+            let (rows, columns) = both_ways(&[x1, x2], &y);
+            let columns = columns.expect("finite squares");
+            assert_eq!(columns.rows(), n as u64);
+            let (want, got) = (
+                rows.coefficients().expect("rows"),
+                columns.coefficients().expect("columns"),
+            );
+            for (w, g) in want.iter().zip(&got) {
+                assert!(
+                    (w - g).abs() <= 1e-12 * w.abs().max(1.0),
+                    "n={n}: {want:?} vs {got:?}"
+                );
+            }
+            // The same triangle up to the signs of its rows.
+            for (i, (w, g)) in rows.r.iter().zip(&columns.r).enumerate() {
+                assert!(
+                    (w.abs() - g.abs()).abs() <= 1e-9 * w.abs().max(1.0),
+                    "r[{i}]: {w} vs {g}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn columns_see_collinear_short_and_constant_designs() {
+        let x: Vec<f64> = (0..10).map(f64::from).collect();
+        let doubled: Vec<f64> = x.iter().map(|v| 2.0 * v).collect();
+        let (_, qr) = both_ways(&[x.clone(), doubled], &x);
+        assert_eq!(qr.expect("finite").coefficients(), None, "collinear");
+        let (_, qr) = both_ways(&[vec![3.0; 5]], &[1.0, 2.0, 3.0, 4.0, 5.0]);
+        assert_eq!(
+            qr.expect("finite").coefficients(),
+            None,
+            "constant regressor"
+        );
+        let (_, qr) = both_ways(&[vec![1.0, 2.0]], &[1.0, 3.0]);
+        assert_eq!(qr.expect("finite").coefficients(), None, "n = k + 1");
+        let (_, qr) = both_ways(&[vec![]], &[]);
+        assert_eq!(qr.expect("empty").coefficients(), None, "no rows");
+        let (_, qr) = both_ways(&[vec![1e200, 2e200, 4e200]], &[1.0, 2.0, 2.5]);
+        assert!(qr.is_none(), "squares overflow: rows instead");
+        let (_, qr) = both_ways(&[vec![1e-160, 2e-160, 4e-160]], &[1.0, 2.0, 2.5]);
+        assert!(qr.is_none(), "squares underflow: rows instead");
+    }
+
+    #[test]
+    fn dot_sums_every_pair() {
+        for n in 0..11 {
+            let a: Vec<f64> = (0..n).map(f64::from).collect();
+            let want: f64 = a.iter().map(|v| v * v).sum();
+            assert_eq!(dot(&a, &a), want, "n={n}");
+        }
     }
 
     #[test]

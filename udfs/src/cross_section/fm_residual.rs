@@ -24,25 +24,35 @@ impl PartitionKernel for FmResidual {
         let used: Vec<usize> = (0..rows)
             .filter(|i| columns.iter().all(|c| finite(c, *i)))
             .collect();
-        let mut qr = Qr::new(k);
-        let mut x = vec![0.0; k];
-        for &i in &used {
-            for (j, c) in columns[1..].iter().enumerate() {
-                x[j] = c.value(i);
+        let gather = |c: &Float64Array| -> Vec<f64> {
+            let values = c.values();
+            used.iter().map(|&i| values[i]).collect()
+        };
+        let xs: Vec<Vec<f64>> = columns[1..].iter().map(|c| gather(c)).collect();
+        let y = gather(columns[0]);
+        let x_columns: Vec<&[f64]> = xs.iter().map(Vec::as_slice).collect();
+        let qr = Qr::from_columns(&x_columns, &y).unwrap_or_else(|| {
+            // Values whose squares overflow or underflow: row by row, with safe norms.
+            let mut qr = Qr::new(k);
+            let mut x = vec![0.0; k];
+            for (i, &yi) in y.iter().enumerate() {
+                for (j, column) in xs.iter().enumerate() {
+                    x[j] = column[i];
+                }
+                qr.add(&x, yi);
             }
-            qr.add(&x, columns[0].value(i));
-        }
+            qr
+        });
         let Some(b) = qr.coefficients() else {
             return Ok(scatter_f64(rows, &[], []));
         };
-        let residuals = used.iter().map(|&i| {
+        let residuals = y.iter().enumerate().map(|(i, yi)| {
             let fitted = b[0]
-                + columns[1..]
-                    .iter()
+                + xs.iter()
                     .enumerate()
-                    .map(|(j, c)| b[j + 1] * c.value(i))
+                    .map(|(j, column)| b[j + 1] * column[i])
                     .sum::<f64>();
-            columns[0].value(i) - fitted
+            yi - fitted
         });
         Ok(scatter_f64(rows, &used, residuals))
     }
@@ -62,8 +72,8 @@ pub fn fm_residual() -> WindowUDF {
              (1 <= k <= 8) over the rows of the cross-section where y and every x are valid — the \
              factor neutralised against the regressors. NULL on other rows, and on every row when \
              n <= k + 1 or [1, X] is rank-deficient (numerical rank below k + 1 with numpy's \
-             matrix_rank tolerance sigma_max * max(n, k + 1) * 2.22e-16). Solved by Givens QR, not \
-             normal equations.",
+             matrix_rank tolerance sigma_max * max(n, k + 1) * 2.22e-16). Solved by Householder QR \
+             (Givens rotations where squares would overflow), not normal equations.",
             "fm_residual(y, x1 [, x2, ..., x8]) OVER (PARTITION BY date [, group])",
             &[
                 ("y", "the factor to neutralise"),
