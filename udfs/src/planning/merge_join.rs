@@ -384,9 +384,31 @@ impl<'a> KeyPair<'a> {
                     l.value(i).cmp(r.value(j))
                 }
             }
-            Self::Utf8(l, r) => l.value(i).cmp(r.value(j)),
+            Self::Utf8(l, r) => compare_bytes(l.value(i).as_bytes(), r.value(j).as_bytes()),
             Self::Dynamic(compare) => compare(i, j),
         }
+    }
+}
+
+/// Byte-wise order of two strings: the first eight bytes of each, zero-padded, as big-endian
+/// numbers (no call into `memcmp` for the short keys joins mostly have), then the rest.
+fn compare_bytes(a: &[u8], b: &[u8]) -> Ordering {
+    fn prefix(bytes: &[u8]) -> u64 {
+        match bytes.first_chunk::<8>() {
+            Some(eight) => u64::from_be_bytes(*eight),
+            None => {
+                let mut padded = [0u8; 8];
+                for (to, from) in padded.iter_mut().zip(bytes) {
+                    *to = *from;
+                }
+                u64::from_be_bytes(padded)
+            }
+        }
+    }
+    match prefix(a).cmp(&prefix(b)) {
+        Ordering::Equal if a.len() <= 8 || b.len() <= 8 => a.len().cmp(&b.len()),
+        Ordering::Equal => a[8..].cmp(&b[8..]),
+        unequal => unequal,
     }
 }
 
@@ -626,6 +648,31 @@ fn reads_source(input: &Arc<dyn ExecutionPlan>) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn short_string_comparison_is_byte_order() {
+        let words: [&[u8]; 14] = [
+            b"",
+            b"\0",
+            b"a",
+            b"a\0",
+            b"ab",
+            b"ab\0\0\0\0\0\0",
+            b"ab\0\0\0\0\0\0x",
+            b"LF000001",
+            b"LF000002",
+            b"LF0000010",
+            b"LF00000\xff",
+            b"\xff",
+            b"abcdefghij",
+            b"abcdefghik",
+        ];
+        for a in words {
+            for b in words {
+                assert_eq!(compare_bytes(a, b), a.cmp(b), "{a:?} vs {b:?}");
+            }
+        }
+    }
 
     /// The first row not below `key` in `rows`, searched from every start, is the partition
     /// point, over runs with duplicates, keys before, between and after every row.
