@@ -118,12 +118,31 @@ impl Qr {
     }
 
     /// The factor of the rows `[1, x_1..x_k, y]` given column by column (`xs[j][i]` is row
-    /// `i` of regressor `j`), by one Householder reflection per column over whole columns: the
-    /// `R` of adding the rows one by one up to rounding and the signs of its rows (which the
-    /// coefficients and singular values do not depend on), at a few vectorised passes per
-    /// column instead of a chain of rotations per row. `None` when a column's squared norm
-    /// leaves the range where squaring is safe (the caller adds the rows one by one then).
-    pub fn from_columns(xs: &[&[f64]], y: &[f64]) -> Option<Self> {
+    /// `i` of regressor `j`): by Householder reflections over whole columns, or row by row
+    /// where a column's squares would overflow or underflow.
+    pub fn from_columns(xs: &[&[f64]], y: &[f64]) -> Self {
+        Self::householder(xs, y).unwrap_or_else(|| Self::from_rows(xs, y))
+    }
+
+    /// The rows of `xs` and `y` added one by one (norms computed safely at any scale).
+    fn from_rows(xs: &[&[f64]], y: &[f64]) -> Self {
+        let mut qr = Self::new(xs.len());
+        let mut x = vec![0.0; xs.len()];
+        for (i, &yi) in y.iter().enumerate() {
+            for (to, column) in x.iter_mut().zip(xs) {
+                *to = column[i];
+            }
+            qr.add(&x, yi);
+        }
+        qr
+    }
+
+    /// [`Qr::from_columns`] by one Householder reflection per column: the `R` of adding the
+    /// rows one by one up to rounding and the signs of its rows (which the coefficients and
+    /// singular values do not depend on), at a few vectorised passes per column instead of a
+    /// chain of rotations per row. `None` when a column's squared norm leaves the range where
+    /// squaring is safe.
+    fn householder(xs: &[&[f64]], y: &[f64]) -> Option<Self> {
         let (k, n) = (xs.len(), y.len());
         let m = k + 2;
         let mut a: Vec<Vec<f64>> = Vec::with_capacity(m);
@@ -330,15 +349,10 @@ mod tests {
         assert_eq!(a.rows(), 50);
     }
 
-    /// Rows added one by one, and the same rows as columns.
+    /// Rows added one by one, and the same rows reflected as columns.
     fn both_ways(xs: &[Vec<f64>], y: &[f64]) -> (Qr, Option<Qr>) {
-        let mut rows = Qr::new(xs.len());
-        for (i, yi) in y.iter().enumerate() {
-            let x: Vec<f64> = xs.iter().map(|c| c[i]).collect();
-            rows.add(&x, *yi);
-        }
         let columns: Vec<&[f64]> = xs.iter().map(Vec::as_slice).collect();
-        (rows, Qr::from_columns(&columns, y))
+        (Qr::from_rows(&columns, y), Qr::householder(&columns, y))
     }
 
     #[test]

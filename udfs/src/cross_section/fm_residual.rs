@@ -19,7 +19,6 @@ struct FmResidual;
 
 impl PartitionKernel for FmResidual {
     fn evaluate(&self, columns: &[&Float64Array], rows: usize) -> Result<ArrayRef> {
-        let k = columns.len() - 1;
         let finite = |c: &Float64Array, i: usize| c.is_valid(i) && c.value(i).is_finite();
         let used: Vec<usize> = (0..rows)
             .filter(|i| columns.iter().all(|c| finite(c, *i)))
@@ -31,19 +30,7 @@ impl PartitionKernel for FmResidual {
         let xs: Vec<Vec<f64>> = columns[1..].iter().map(|c| gather(c)).collect();
         let y = gather(columns[0]);
         let x_columns: Vec<&[f64]> = xs.iter().map(Vec::as_slice).collect();
-        let qr = Qr::from_columns(&x_columns, &y).unwrap_or_else(|| {
-            // Values whose squares overflow or underflow: row by row, with safe norms.
-            let mut qr = Qr::new(k);
-            let mut x = vec![0.0; k];
-            for (i, &yi) in y.iter().enumerate() {
-                for (j, column) in xs.iter().enumerate() {
-                    x[j] = column[i];
-                }
-                qr.add(&x, yi);
-            }
-            qr
-        });
-        let Some(b) = qr.coefficients() else {
+        let Some(b) = Qr::from_columns(&x_columns, &y).coefficients() else {
             return Ok(scatter_f64(rows, &[], []));
         };
         let residuals = y.iter().enumerate().map(|(i, yi)| {

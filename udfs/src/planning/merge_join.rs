@@ -381,7 +381,7 @@ impl<'a> KeyPair<'a> {
                     let (a_bytes, b_bytes) = ((a >> 32).swap_bytes(), (b >> 32).swap_bytes());
                     a_bytes.cmp(&b_bytes).then(a_len.cmp(&b_len))
                 } else {
-                    l.value(i).cmp(r.value(j))
+                    compare_bytes(l.value(i).as_bytes(), r.value(j).as_bytes())
                 }
             }
             Self::Utf8(l, r) => compare_bytes(l.value(i).as_bytes(), r.value(j).as_bytes()),
