@@ -6,6 +6,7 @@ pub mod key_sort;
 pub mod merge_join;
 pub mod order_keys;
 pub mod rolling_avg;
+pub mod run_merge;
 
 use std::sync::Arc;
 
@@ -33,6 +34,7 @@ pub fn physical_optimizer_rules() -> Vec<Arc<dyn PhysicalOptimizerRule + Send + 
         Arc::new(extend_sorts::ExtendSorts),
         Arc::new(key_sort::SortByKeys),
         Arc::new(merge_join::MergeJoins),
+        Arc::new(run_merge::MergeRuns),
     ]
 }
 

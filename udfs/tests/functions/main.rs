@@ -4,6 +4,7 @@
 
 mod joins;
 mod lookahead;
+mod merges;
 mod properties;
 mod rewrites;
 mod slt;

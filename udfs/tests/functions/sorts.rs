@@ -15,7 +15,7 @@ use datafusion::prelude::{SessionConfig, SessionContext};
 
 use crate::{TestRng, ctx_with, ctx_with_runtime};
 
-fn table(rng: &mut TestRng, rows: usize) -> RecordBatch {
+pub(crate) fn table(rng: &mut TestRng, rows: usize) -> RecordBatch {
     let pick = |rng: &mut TestRng, n: u64| rng.below(n);
     let mut ids: Vec<i64> = (0..rows as i64).collect();
     for k in (1..rows).rev() {
@@ -119,13 +119,13 @@ fn table(rng: &mut TestRng, rows: usize) -> RecordBatch {
 
 /// `config` as the embedded recipe sets it: each partition sorted in one piece, so sorts are
 /// packed-key sorts.
-fn in_place(mut config: SessionConfig) -> SessionConfig {
+pub(crate) fn in_place(mut config: SessionConfig) -> SessionConfig {
     config.options_mut().execution.sort_in_place_threshold_bytes = 1 << 30;
     config
 }
 
 /// A session (with or without our rewrites) whose table `name` is `pieces`, one partition.
-fn session_over(
+pub(crate) fn session_over(
     config: SessionConfig,
     rewrites: bool,
     name: &str,
@@ -143,7 +143,7 @@ fn with_table(ctx: SessionContext, name: &str, pieces: &[RecordBatch]) -> Sessio
 
 /// Every row of the result as text (doubles with their sign and NaN payload's sign), and the
 /// physical plan.
-async fn result_rows(ctx: &SessionContext, sql: &str) -> (Vec<String>, String) {
+pub(crate) async fn result_rows(ctx: &SessionContext, sql: &str) -> (Vec<String>, String) {
     let frame = ctx.sql(sql).await.expect("plan");
     let plan = frame
         .clone()
@@ -158,7 +158,7 @@ async fn result_rows(ctx: &SessionContext, sql: &str) -> (Vec<String>, String) {
 }
 
 /// Every row of `batches` as text (see [`result_rows`]).
-fn rows_of(batches: &[RecordBatch]) -> Vec<String> {
+pub(crate) fn rows_of(batches: &[RecordBatch]) -> Vec<String> {
     let options = FormatOptions::default().with_null("NULL");
     let mut out = vec![];
     for batch in batches {
