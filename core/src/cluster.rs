@@ -253,8 +253,9 @@ mod tests {
         assert!(scheduler_url("host:notaport").is_err());
     }
 
-    /// Embedded sorts run in place and by packed keys (unbounded pool); the cluster's keep
-    /// DataFusion's spilling sort.
+    /// Embedded sorts run in place and by packed keys (unbounded pool) and merges of
+    /// partitions split by the sort's first key go run by run; the cluster's keep DataFusion's
+    /// spilling sort and merge (its planner cuts a stage at the merge).
     #[tokio::test]
     async fn sorts_in_place_and_by_keys_only_embedded() {
         let config = LendfusionConfig::default();
@@ -265,7 +266,10 @@ mod tests {
                     .await
                     .expect("session");
                 let plan = ctx
-                    .sql("SELECT x FROM (VALUES (2), (1)) AS v(x) ORDER BY x")
+                    .sql(
+                        "SELECT value % 7 AS x, value AS y, count(*) OVER (PARTITION BY value % 7) \
+                         AS n FROM range(100000) ORDER BY x, y",
+                    )
                     .await
                     .expect("sql")
                     .create_physical_plan()
@@ -278,9 +282,14 @@ mod tests {
         };
         let embedded = sort_plan(session_config(&config)).await;
         assert!(embedded.contains("KeySortExec"), "{embedded}");
+        assert!(embedded.contains("RunMergeExec"), "{embedded}");
         let cluster = sort_plan(cluster_session_config(&config)).await;
         assert!(
             cluster.contains("SortExec") && !cluster.contains("KeySortExec"),
+            "{cluster}"
+        );
+        assert!(
+            cluster.contains("SortPreservingMergeExec") && !cluster.contains("RunMergeExec"),
             "{cluster}"
         );
         let sort_in_place = |c: &SessionConfig| c.options().execution.sort_in_place_threshold_bytes;
