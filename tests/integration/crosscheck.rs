@@ -163,12 +163,19 @@ async fn aggregates_give_the_same_answer_on_one_and_many_partitions() {
             .expect("session");
         answers.push(sql(&ctx, query).await);
     }
+    // Row by row, so that how the rows are cut into batches does not matter.
     let flat = |batches: &[arrow::record_batch::RecordBatch]| -> Vec<Option<f64>> {
         let mut out = vec![];
         for b in batches {
-            for c in 1..b.num_columns() {
-                let col = b.column(c).as_primitive::<arrow::datatypes::Float64Type>();
-                out.extend(col.iter());
+            let columns: Vec<_> = (1..b.num_columns())
+                .map(|c| b.column(c).as_primitive::<arrow::datatypes::Float64Type>())
+                .collect();
+            for row in 0..b.num_rows() {
+                out.extend(
+                    columns
+                        .iter()
+                        .map(|col| col.is_valid(row).then(|| col.value(row))),
+                );
             }
         }
         out
