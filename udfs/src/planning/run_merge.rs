@@ -18,6 +18,7 @@
 
 use std::cmp::Ordering;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 
 use arrow::compute::BatchCoalescer;
 use arrow::datatypes::DataType;
@@ -406,9 +407,7 @@ impl Runs {
 
     /// The next run (or the part of it in one batch) in key order; `None` at the end.
     async fn next_run(&mut self) -> Result<Option<RecordBatch>> {
-        for i in 0..self.inputs.len() {
-            self.fill(i).await?;
-        }
+        self.fill().await?;
         let elapsed = self.metrics.elapsed_compute().clone();
         let _timer = elapsed.timer();
         let mut first: Option<usize> = None;
@@ -447,15 +446,41 @@ impl Runs {
         Ok(Some(run))
     }
 
+    /// Poll every input that has no unread rows until each has some or has ended. The inputs
+    /// are polled together, as DataFusion's merge polls them: on a current-thread runtime
+    /// `spawn_buffered` runs nothing in tasks of its own, and one input may make progress only
+    /// while another is polled (waiting on one alone can hang the query).
+    async fn fill(&mut self) -> Result<()> {
+        futures::future::poll_fn(|cx| {
+            let mut waiting = false;
+            for i in 0..self.inputs.len() {
+                match self.poll_head(i, cx) {
+                    Poll::Ready(Ok(())) => {}
+                    Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                    Poll::Pending => waiting = true,
+                }
+            }
+            if waiting {
+                Poll::Pending
+            } else {
+                Poll::Ready(Ok(()))
+            }
+        })
+        .await
+    }
+
     /// Poll input `i` until it has unread rows or has ended.
-    async fn fill(&mut self, i: usize) -> Result<()> {
+    fn poll_head(&mut self, i: usize, cx: &mut Context<'_>) -> Poll<Result<()>> {
         let head = &mut self.inputs[i];
         while head.current.is_none() && !head.done {
-            let Some(batch) = head.stream.next().await else {
-                head.done = true;
-                break;
+            let batch = match head.stream.poll_next_unpin(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(None) => {
+                    head.done = true;
+                    break;
+                }
+                Poll::Ready(Some(batch)) => batch?,
             };
-            let batch = batch?;
             if batch.num_rows() == 0 {
                 continue;
             }
@@ -469,7 +494,7 @@ impl Runs {
             head.current = Some((batch, rows));
             head.start = 0;
         }
-        Ok(())
+        Poll::Ready(Ok(()))
     }
 }
 
