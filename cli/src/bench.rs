@@ -8,7 +8,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use clap::{Args, Subcommand};
@@ -18,6 +18,7 @@ use datafusion::execution::context::SessionContext;
 use datafusion::parquet::arrow::ArrowWriter;
 use datafusion::parquet::basic::Compression;
 use datafusion::parquet::file::properties::WriterProperties;
+use datafusion::physical_plan::memory::MemoryStream;
 use datafusion::physical_plan::metrics::MetricValue;
 use datafusion::physical_plan::{
     ExecutionPlan, SendableRecordBatchStream, collect, execute_stream,
@@ -30,10 +31,15 @@ use lendfusion_core::{LendfusionConfig, session_context};
 use crate::CliResult;
 use crate::remote::RemoteArgs;
 
+mod ic;
+
+use ic::{IcSeries, IcTeeExec};
+
 /// The factor-panel job's panel query (the IC series is computed from its output).
 pub const FACTOR_PANEL_SQL: &str = include_str!("../../benches/sql/factor_panel.sql");
 
-/// The job's IC series over the panel it wrote (same rows as `factor_panel_ic.sql`).
+/// The job's IC series over the panel it wrote (same rows as `factor_panel_ic.sql`), where the
+/// plan leaves no place to compute it on the way ([`IcTeeExec`]).
 const PANEL_IC_SQL: &str =
     "SELECT date, spearman_ic(composite, fwd21) AS ic FROM panel GROUP BY date ORDER BY date";
 
@@ -150,6 +156,7 @@ async fn factor_panel(args: FactorPanelArgs, config: LendfusionConfig) -> CliRes
         "{}\nORDER BY date, security_id",
         FACTOR_PANEL_SQL.trim_end()
     );
+    let mut series = None;
     let (panel_rows, plan) = match &engine {
         // Embedded: DataFusion's own Parquet sink encodes columns in parallel. Dictionary
         // encoding only where values repeat (the key); interning millions of distinct doubles
@@ -161,28 +168,46 @@ async fn factor_panel(args: FactorPanelArgs, config: LendfusionConfig) -> CliRes
                  'format.dictionary_enabled::security_id' 'true')",
                 panel_path.display().to_string().replace('\'', "''")
             );
-            let plan = ctx.sql(&copy).await?.create_physical_plan().await?;
+            let mut plan = ctx.sql(&copy).await?.create_physical_plan().await?;
+            // The IC series per date, from the sorted panel on its way to the file.
+            if let Some((teed, filled)) = IcTeeExec::under(&plan)? {
+                (plan, series) = (teed, Some(filled));
+            }
             let batches = collect(plan.clone(), ctx.task_ctx()).await?;
             (copied_rows(&batches)?, Some(plan))
         }
         Engine::Remote(connection) => {
             let stream = connection.query(&sql).await?;
-            (write_parquet(stream, &panel_path).await?, None)
+            let mut ic = IcSeries::default();
+            let rows = write_parquet(stream, &panel_path, Some(&mut ic)).await?;
+            series = Some(Arc::new(Mutex::new(ic)));
+            (rows, None)
         }
     };
     let job_s = started.elapsed().as_secs_f64();
 
-    // The IC series from the panel just written (the job's last step).
-    let local = session_context(&LendfusionConfig::default()).await?;
-    local
-        .register_parquet(
-            "panel",
-            panel_path.to_string_lossy().as_ref(),
-            ParquetReadOptions::default(),
-        )
-        .await?;
-    let ic = local.sql(PANEL_IC_SQL).await?.execute_stream().await?;
-    let ic_rows = write_parquet(ic, &ic_path).await?;
+    let ic_rows = match series.and_then(|s| Arc::into_inner(s)?.into_inner().ok()) {
+        Some(series) => {
+            let ic = series.finish()?;
+            let rows = ic.num_rows();
+            let stream = MemoryStream::try_new(vec![ic.clone()], ic.schema(), None)?;
+            write_parquet(Box::pin(stream), &ic_path, None).await?;
+            rows
+        }
+        // Otherwise the IC series from the panel just written.
+        None => {
+            let local = session_context(&LendfusionConfig::default()).await?;
+            local
+                .register_parquet(
+                    "panel",
+                    panel_path.to_string_lossy().as_ref(),
+                    ParquetReadOptions::default(),
+                )
+                .await?;
+            let ic = local.sql(PANEL_IC_SQL).await?.execute_stream().await?;
+            write_parquet(ic, &ic_path, None).await?
+        }
+    };
     let wall_s = started.elapsed().as_secs_f64();
 
     let scanned = plan.as_deref().map(bytes_scanned);
@@ -227,10 +252,12 @@ fn say(lines: &str) -> CliResult {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Stream `stream` into one Parquet file; the number of rows written.
+/// Stream `stream` into one Parquet file, each batch also to `ic` if given; the number of rows
+/// written.
 async fn write_parquet(
     mut stream: SendableRecordBatchStream,
     path: &Path,
+    mut ic: Option<&mut IcSeries>,
 ) -> Result<usize, Box<dyn std::error::Error + Send + Sync>> {
     let file = std::fs::File::create(path)
         .map_err(|e| format!("cannot create {}: {e}", path.display()))?;
@@ -244,6 +271,9 @@ async fn write_parquet(
     while let Some(batch) = stream.next().await {
         let batch = batch?;
         rows += batch.num_rows();
+        if let Some(ic) = ic.as_deref_mut() {
+            ic.push(&batch)?;
+        }
         writer.write(&batch)?;
     }
     writer.close()?;
