@@ -178,7 +178,7 @@ async fn factor_panel(args: FactorPanelArgs, config: LendfusionConfig) -> CliRes
         }
         Engine::Remote(connection) => {
             let stream = connection.query(&sql).await?;
-            let mut ic = IcSeries::default();
+            let mut ic = IcSeries::for_panel(&stream.schema());
             let rows = write_parquet(stream, &panel_path, Some(&mut ic)).await?;
             series = Some(Arc::new(Mutex::new(ic)));
             (rows, None)
@@ -186,13 +186,15 @@ async fn factor_panel(args: FactorPanelArgs, config: LendfusionConfig) -> CliRes
     };
     let job_s = started.elapsed().as_secs_f64();
 
-    let ic_rows = match series.and_then(|s| Arc::into_inner(s)?.into_inner().ok()) {
+    // (The plan still holds the tee, and so the series: take what it filled.)
+    let filled = series.and_then(|s| s.lock().ok().map(|mut s| std::mem::take(&mut *s)));
+    let (ic_rows, ic_from) = match filled {
         Some(series) => {
             let ic = series.finish()?;
             let rows = ic.num_rows();
             let stream = MemoryStream::try_new(vec![ic.clone()], ic.schema(), None)?;
             write_parquet(Box::pin(stream), &ic_path, None).await?;
-            rows
+            (rows, "stream")
         }
         // Otherwise the IC series from the panel just written.
         None => {
@@ -205,7 +207,7 @@ async fn factor_panel(args: FactorPanelArgs, config: LendfusionConfig) -> CliRes
                 )
                 .await?;
             let ic = local.sql(PANEL_IC_SQL).await?.execute_stream().await?;
-            write_parquet(ic, &ic_path, None).await?
+            (write_parquet(ic, &ic_path, None).await?, "file")
         }
     };
     let wall_s = started.elapsed().as_secs_f64();
@@ -213,7 +215,7 @@ async fn factor_panel(args: FactorPanelArgs, config: LendfusionConfig) -> CliRes
     let scanned = plan.as_deref().map(bytes_scanned);
     say(&format!(
         "wall_s={wall_s:.3} panel_rows={panel_rows} ic_rows={ic_rows} panel_s={job_s:.3} \
-         rows_per_s={:.0} bytes_scanned={} peak_rss_mib={} engine={}\npanel: {}\nic: {}",
+         rows_per_s={:.0} bytes_scanned={} peak_rss_mib={} engine={} ic_from={ic_from}\npanel: {}\nic: {}",
         panel_rows as f64 / wall_s,
         scanned.map_or("n/a".into(), |b| b.to_string()),
         peak_rss_mib().map_or("n/a".into(), |m| format!("{m:.0}")),

@@ -33,9 +33,23 @@ pub struct IcSeries {
     /// Its pairs where both sides are valid and finite (as `spearman_ic` takes them).
     factor: Vec<f64>,
     fwd: Vec<f64>,
+    /// Whether `date` may be NULL in the output (as the panel declares it).
+    date_not_null: bool,
 }
 
 impl IcSeries {
+    /// An empty series for a panel of this schema (its `date` field's nullability carries over,
+    /// as it would through `GROUP BY date`).
+    pub fn for_panel(schema: &Schema) -> Self {
+        let date_not_null = schema
+            .field_with_name("date")
+            .is_ok_and(|field| !field.is_nullable());
+        Self {
+            date_not_null,
+            ..Self::default()
+        }
+    }
+
     /// Take one batch of the panel (columns `date`, `composite`, `fwd21`).
     pub fn push(&mut self, batch: &RecordBatch) -> Result<()> {
         let column = |name: &str| -> Result<&ArrayRef> {
@@ -88,7 +102,7 @@ impl IcSeries {
     pub fn finish(mut self) -> Result<RecordBatch> {
         self.close_date();
         let schema = Schema::new(vec![
-            Field::new("date", DataType::Date32, true),
+            Field::new("date", DataType::Date32, !self.date_not_null),
             Field::new("ic", DataType::Float64, true),
         ]);
         let columns: Vec<ArrayRef> = vec![
@@ -118,12 +132,15 @@ fn run_end(dates: &Date32Array, start: usize, date: Option<i32>) -> usize {
     end
 }
 
+/// The series a tee fills, shared with whoever reads it after the plan has run.
+pub type SharedSeries = Arc<Mutex<IcSeries>>;
+
 /// Passes its one sorted input partition through unchanged and feeds every batch to an
 /// [`IcSeries`].
 #[derive(Debug)]
 pub struct IcTeeExec {
     input: Arc<dyn ExecutionPlan>,
-    series: Arc<Mutex<IcSeries>>,
+    series: SharedSeries,
 }
 
 impl IcTeeExec {
@@ -131,14 +148,14 @@ impl IcTeeExec {
     /// `None` if `plan` is not one node over one partition.
     pub fn under(
         plan: &Arc<dyn ExecutionPlan>,
-    ) -> Result<Option<(Arc<dyn ExecutionPlan>, Arc<Mutex<IcSeries>>)>> {
+    ) -> Result<Option<(Arc<dyn ExecutionPlan>, SharedSeries)>> {
         let [input] = plan.children()[..] else {
             return Ok(None);
         };
         if input.output_partitioning().partition_count() != 1 {
             return Ok(None);
         }
-        let series = Arc::new(Mutex::new(IcSeries::default()));
+        let series = Arc::new(Mutex::new(IcSeries::for_panel(&input.schema())));
         let tee: Arc<dyn ExecutionPlan> = Arc::new(Self {
             input: Arc::clone(input),
             series: Arc::clone(&series),
@@ -248,15 +265,15 @@ mod tests {
             Arc::new(Float64Array::from(factor)),
             Arc::new(Float64Array::from(fwd)),
         ];
-        RecordBatch::try_new(Arc::new(schema), columns).unwrap()
+        RecordBatch::try_new(Arc::new(schema), columns).expect("batch")
     }
 
     fn series(batches: &[RecordBatch]) -> Vec<(Option<i32>, Option<f64>)> {
         let mut series = IcSeries::default();
         for b in batches {
-            series.push(b).unwrap();
+            series.push(b).expect("push");
         }
-        let out = series.finish().unwrap();
+        let out = series.finish().expect("finish");
         let (dates, ics) = (
             out.column(0).as_primitive::<Date32Type>(),
             out.column(1).as_primitive::<Float64Type>(),
@@ -334,8 +351,11 @@ mod tests {
             Arc::new(schema),
             vec![Arc::new(Date32Array::from(vec![1])) as ArrayRef],
         )
-        .unwrap();
-        let err = IcSeries::default().push(&b).unwrap_err().to_string();
+        .expect("batch");
+        let err = IcSeries::default()
+            .push(&b)
+            .expect_err("no columns")
+            .to_string();
         assert!(err.contains("no column composite"), "{err}");
     }
 }
