@@ -50,4 +50,11 @@ fn benchmark_smoke_run_agrees_with_every_peer() {
         results.contains("panel_rows=") && !results.contains("panel_rows=0 "),
         "{results}"
     );
+    // Our jobs (embedded and on the workers) compute the IC series on the way to the panel's
+    // file, not by reading it back.
+    let ours: Vec<&str> = results.lines().filter(|l| l.contains("panel_s=")).collect();
+    assert!(
+        ours.len() >= 2 && ours.iter().all(|l| l.contains("ic_from=stream")),
+        "{results}"
+    );
 }
