@@ -3,10 +3,25 @@
 //! strings and pairs of keys, NULLs first and last, both directions, runs cut by batch ends,
 //! empty partitions, and keys so short that the merge hands over to DataFusion's.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::task::{Poll, Waker};
 
+use arrow::array::{ArrayRef, AsArray, Int32Array, Int64Array, RecordBatch};
+use arrow::datatypes::{DataType, Field, Int32Type, Int64Type, Schema};
+use datafusion::common::Result as DfResult;
 use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
-use datafusion::physical_plan::{collect, displayable};
+use datafusion::execution::TaskContext;
+use datafusion::physical_expr::expressions::Column;
+use datafusion::physical_expr::{
+    EquivalenceProperties, LexOrdering, Partitioning, PhysicalExpr, PhysicalSortExpr,
+};
+use datafusion::physical_plan::execution_plan::{Boundedness, EmissionType};
+use datafusion::physical_plan::sorts::sort_preserving_merge::SortPreservingMergeExec;
+use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
+use datafusion::physical_plan::{
+    DisplayAs, DisplayFormatType, ExecutionPlan, PlanProperties, SendableRecordBatchStream,
+    collect, displayable,
+};
 use datafusion::prelude::{SessionConfig, SessionContext};
 use lendfusion_udfs::planning::run_merge::{HANDED_OVER_METRIC, RunMergeExec};
 
@@ -152,4 +167,155 @@ async fn merges_on_keys_that_may_hash_apart_or_with_a_limit_stay_datafusions() {
         assert_eq!(handovers, None, "{sql}:\n{plan}");
         assert_eq!(actual, expected, "{sql}");
     }
+}
+
+/// Two hash partitions of `(d, id)`, sorted, where partition 0 yields nothing until partition
+/// 1 has been polled: an input that makes progress only while another is polled, as a
+/// repartition's outputs may on a current-thread runtime (where DataFusion's `spawn_buffered`
+/// spawns nothing).
+#[derive(Debug)]
+struct Interlocked {
+    batches: [RecordBatch; 2],
+    polled: Arc<Mutex<(bool, Option<Waker>)>>,
+    properties: Arc<PlanProperties>,
+}
+
+impl Interlocked {
+    fn new() -> Self {
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("d", DataType::Int32, false),
+            Field::new("id", DataType::Int64, false),
+        ]));
+        let batch = |d: Vec<i32>, id: Vec<i64>| {
+            let columns: Vec<ArrayRef> = vec![
+                Arc::new(Int32Array::from(d)),
+                Arc::new(Int64Array::from(id)),
+            ];
+            RecordBatch::try_new(Arc::clone(&schema), columns).expect("batch")
+        };
+        let ordering = [
+            PhysicalSortExpr::new_default(Arc::new(Column::new("d", 0))),
+            PhysicalSortExpr::new_default(Arc::new(Column::new("id", 1))),
+        ];
+        let properties = PlanProperties::new(
+            EquivalenceProperties::new_with_orderings(Arc::clone(&schema), [ordering]),
+            Partitioning::Hash(vec![Arc::new(Column::new("d", 0))], 2),
+            EmissionType::Incremental,
+            Boundedness::Bounded,
+        );
+        Self {
+            batches: [
+                batch(vec![1, 1, 3, 3, 3], vec![1, 2, 1, 4, 5]),
+                batch(vec![2, 2, 4], vec![7, 8, 1]),
+            ],
+            polled: Arc::new(Mutex::new((false, None))),
+            properties: Arc::new(properties),
+        }
+    }
+}
+
+impl DisplayAs for Interlocked {
+    fn fmt_as(&self, _t: DisplayFormatType, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        write!(f, "Interlocked")
+    }
+}
+
+impl ExecutionPlan for Interlocked {
+    fn name(&self) -> &'static str {
+        "Interlocked"
+    }
+
+    fn properties(&self) -> &Arc<PlanProperties> {
+        &self.properties
+    }
+
+    fn children(&self) -> Vec<&Arc<dyn ExecutionPlan>> {
+        vec![]
+    }
+
+    fn apply_expressions(
+        &self,
+        _f: &mut dyn FnMut(&Arc<dyn PhysicalExpr>) -> DfResult<TreeNodeRecursion>,
+    ) -> DfResult<TreeNodeRecursion> {
+        Ok(TreeNodeRecursion::Continue)
+    }
+
+    #[allow(deprecated)]
+    fn with_new_children(
+        self: Arc<Self>,
+        _children: Vec<Arc<dyn ExecutionPlan>>,
+    ) -> DfResult<Arc<dyn ExecutionPlan>> {
+        Ok(self)
+    }
+
+    fn execute(
+        &self,
+        partition: usize,
+        _context: Arc<TaskContext>,
+    ) -> DfResult<SendableRecordBatchStream> {
+        let polled = Arc::clone(&self.polled);
+        let mut batch = Some(self.batches[partition].clone());
+        let stream = futures::stream::poll_fn(move |cx| {
+            let mut state = polled.lock().expect("lock");
+            if partition == 1 {
+                state.0 = true;
+                if let Some(waker) = state.1.take() {
+                    waker.wake();
+                }
+            } else if !state.0 {
+                state.1 = Some(cx.waker().clone());
+                return Poll::Pending;
+            }
+            Poll::Ready(batch.take().map(Ok))
+        });
+        Ok(Box::pin(RecordBatchStreamAdapter::new(
+            self.schema(),
+            stream,
+        )))
+    }
+}
+
+#[tokio::test]
+async fn inputs_that_progress_only_together_are_polled_together() {
+    let input = Interlocked::new();
+    let ordering = LexOrdering::new(
+        input
+            .properties()
+            .eq_properties
+            .output_ordering()
+            .expect("ordering"),
+    )
+    .expect("ordering");
+    let merge = Arc::new(SortPreservingMergeExec::new(ordering, Arc::new(input)));
+    let runs = RunMergeExec::try_new(merge).expect("a run merge");
+    let ctx = SessionContext::new();
+    // On this (current-thread) runtime: waiting on partition 0 alone would never end.
+    let batches = tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        collect(Arc::new(runs), ctx.task_ctx()),
+    )
+    .await
+    .expect("the merge must not hang")
+    .expect("run");
+    let rows: Vec<(i32, i64)> = batches
+        .iter()
+        .flat_map(|b| {
+            let d = b.column(0).as_primitive::<Int32Type>().clone();
+            let id = b.column(1).as_primitive::<Int64Type>().clone();
+            (0..b.num_rows()).map(move |i| (d.value(i), id.value(i)))
+        })
+        .collect();
+    assert_eq!(
+        rows,
+        [
+            (1, 1),
+            (1, 2),
+            (2, 7),
+            (2, 8),
+            (3, 1),
+            (3, 4),
+            (3, 5),
+            (4, 1)
+        ]
+    );
 }
