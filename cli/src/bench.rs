@@ -8,17 +8,16 @@
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Instant;
 
 use clap::{Args, Subcommand};
 use datafusion::arrow::array::{AsArray, RecordBatch};
-use datafusion::arrow::datatypes::UInt64Type;
+use datafusion::arrow::datatypes::{SchemaRef, UInt64Type};
 use datafusion::execution::context::SessionContext;
 use datafusion::parquet::arrow::ArrowWriter;
 use datafusion::parquet::basic::Compression;
 use datafusion::parquet::file::properties::WriterProperties;
-use datafusion::physical_plan::memory::MemoryStream;
 use datafusion::physical_plan::metrics::MetricValue;
 use datafusion::physical_plan::{
     ExecutionPlan, SendableRecordBatchStream, collect, execute_stream,
@@ -156,8 +155,7 @@ async fn factor_panel(args: FactorPanelArgs, config: LendfusionConfig) -> CliRes
         "{}\nORDER BY date, security_id",
         FACTOR_PANEL_SQL.trim_end()
     );
-    let mut series = None;
-    let (panel_rows, plan) = match &engine {
+    let (panel_rows, plan, series) = match &engine {
         // Embedded: DataFusion's own Parquet sink encodes columns in parallel. Dictionary
         // encoding only where values repeat (the key); interning millions of distinct doubles
         // per row group costs time and saves nothing.
@@ -170,31 +168,31 @@ async fn factor_panel(args: FactorPanelArgs, config: LendfusionConfig) -> CliRes
             );
             let mut plan = ctx.sql(&copy).await?.create_physical_plan().await?;
             // The IC series per date, from the sorted panel on its way to the file.
+            let mut shared = None;
             if let Some((teed, filled)) = IcTeeExec::under(&plan)? {
-                (plan, series) = (teed, Some(filled));
+                (plan, shared) = (teed, Some(filled));
             }
             let batches = collect(plan.clone(), ctx.task_ctx()).await?;
-            (copied_rows(&batches)?, Some(plan))
+            // (The plan still holds the tee, and so the series: take what it filled.)
+            let series = shared.and_then(|s| s.lock().ok().map(|mut s| std::mem::take(&mut *s)));
+            (copied_rows(&batches)?, Some(plan), series)
         }
         Engine::Remote(connection) => {
             let stream = connection.query(&sql).await?;
             let mut ic = IcSeries::for_panel(&stream.schema());
             let rows = write_parquet(stream, &panel_path, Some(&mut ic)).await?;
-            series = Some(Arc::new(Mutex::new(ic)));
-            (rows, None)
+            (rows, None, Some(ic))
         }
     };
     let job_s = started.elapsed().as_secs_f64();
 
-    // (The plan still holds the tee, and so the series: take what it filled.)
-    let filled = series.and_then(|s| s.lock().ok().map(|mut s| std::mem::take(&mut *s)));
-    let (ic_rows, ic_from) = match filled {
+    let (ic_rows, ic_from) = match series {
         Some(series) => {
             let ic = series.finish()?;
-            let rows = ic.num_rows();
-            let stream = MemoryStream::try_new(vec![ic.clone()], ic.schema(), None)?;
-            write_parquet(Box::pin(stream), &ic_path, None).await?;
-            (rows, "stream")
+            let mut writer = parquet_writer(&ic_path, ic.schema())?;
+            writer.write(&ic)?;
+            writer.close()?;
+            (ic.num_rows(), "stream")
         }
         // Otherwise the IC series from the panel just written.
         None => {
@@ -261,14 +259,7 @@ async fn write_parquet(
     path: &Path,
     mut ic: Option<&mut IcSeries>,
 ) -> Result<usize, Box<dyn std::error::Error + Send + Sync>> {
-    let file = std::fs::File::create(path)
-        .map_err(|e| format!("cannot create {}: {e}", path.display()))?;
-    let properties = WriterProperties::builder()
-        .set_compression(Compression::SNAPPY)
-        .set_dictionary_enabled(false)
-        .set_column_dictionary_enabled("security_id".into(), true)
-        .build();
-    let mut writer = ArrowWriter::try_new(file, stream.schema(), Some(properties))?;
+    let mut writer = parquet_writer(path, stream.schema())?;
     let mut rows = 0;
     while let Some(batch) = stream.next().await {
         let batch = batch?;
@@ -280,6 +271,21 @@ async fn write_parquet(
     }
     writer.close()?;
     Ok(rows)
+}
+
+/// A Parquet writer for one of the job's outputs (snappy; dictionaries only for the key).
+fn parquet_writer(
+    path: &Path,
+    schema: SchemaRef,
+) -> Result<ArrowWriter<std::fs::File>, Box<dyn std::error::Error + Send + Sync>> {
+    let file = std::fs::File::create(path)
+        .map_err(|e| format!("cannot create {}: {e}", path.display()))?;
+    let properties = WriterProperties::builder()
+        .set_compression(Compression::SNAPPY)
+        .set_dictionary_enabled(false)
+        .set_column_dictionary_enabled("security_id".into(), true)
+        .build();
+    Ok(ArrowWriter::try_new(file, schema, Some(properties))?)
 }
 
 /// The row count a `COPY` statement returns.

@@ -21,7 +21,7 @@ use datafusion::physical_plan::{
     SendableRecordBatchStream,
 };
 use futures::StreamExt;
-use lendfusion_udfs::evaluation::spearman_ic::spearman;
+use lendfusion_udfs::evaluation::spearman_ic::{push_pairs, spearman};
 
 /// `spearman_ic(composite, fwd21)` per date of a panel that arrives sorted by date.
 #[derive(Debug, Default)]
@@ -80,12 +80,8 @@ impl IcSeries {
     }
 
     fn add_pairs(&mut self, factor: &Float64Array, fwd: &Float64Array, start: usize, end: usize) {
-        let (x, y) = (factor.values(), fwd.values());
         for i in start..end {
-            if factor.is_valid(i) && fwd.is_valid(i) && x[i].is_finite() && y[i].is_finite() {
-                self.factor.push(x[i]);
-                self.fwd.push(y[i]);
-            }
+            push_pairs(factor, fwd, i, &mut self.factor, &mut self.fwd);
         }
     }
 
@@ -116,18 +112,8 @@ impl IcSeries {
 /// The end of the run of rows from `start` that have `date`.
 fn run_end(dates: &Date32Array, start: usize, date: Option<i32>) -> usize {
     let mut end = start + 1;
-    match date {
-        Some(date) if dates.null_count() == 0 => {
-            let values = &dates.values()[..];
-            while end < values.len() && values[end] == date {
-                end += 1;
-            }
-        }
-        _ => {
-            while end < dates.len() && (dates.is_valid(end).then(|| dates.value(end))) == date {
-                end += 1;
-            }
-        }
+    while end < dates.len() && dates.is_valid(end).then(|| dates.value(end)) == date {
+        end += 1;
     }
     end
 }

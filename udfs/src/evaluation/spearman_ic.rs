@@ -60,7 +60,14 @@ pub fn spearman_ic() -> AggregateUDF {
     })
 }
 
-fn push_pairs(x: &Float64Array, y: &Float64Array, i: usize, xs: &mut Vec<f64>, ys: &mut Vec<f64>) {
+/// Keep row `i` as a pair if both sides are valid and finite (the rows `spearman_ic` takes).
+pub fn push_pairs(
+    x: &Float64Array,
+    y: &Float64Array,
+    i: usize,
+    xs: &mut Vec<f64>,
+    ys: &mut Vec<f64>,
+) {
     if x.is_valid(i) && y.is_valid(i) && x.value(i).is_finite() && y.value(i).is_finite() {
         xs.push(x.value(i));
         ys.push(y.value(i));
