@@ -5,6 +5,7 @@ mod cluster;
 mod config_cmd;
 mod demo;
 mod generate;
+mod huge_pages;
 mod output;
 mod remote;
 mod report;
@@ -91,6 +92,8 @@ fn init_logging(server: bool, ops: &OpsSettings) -> Result<(), String> {
 const RUNTIME_STACK_BYTES: usize = 16 * 1024 * 1024;
 
 fn main() -> ExitCode {
+    // First, while the process is one thread and has allocated little (huge_pages.rs).
+    huge_pages::reexec_with_tunable();
     let cli = Cli::parse();
     let config = match LendfusionConfig::load(cli.config.as_deref()) {
         Ok(config) => config,

@@ -314,6 +314,11 @@ impl ProcessCluster {
         self.coordinator.child.id()
     }
 
+    /// The workers' process ids.
+    pub fn worker_pids(&self) -> Vec<u32> {
+        self.workers.iter().map(|w| w.child.id()).collect()
+    }
+
     /// Every log, for failure messages.
     pub fn logs(&self) -> String {
         let mut out = format!("--- coordinator\n{}", self.coordinator.log_text());
