@@ -19,9 +19,8 @@
 /// Set in the environment of the re-executed process (and inherited by its children).
 pub const REEXEC_MARKER: &str = "LENDFUSION_MALLOC_TUNED";
 
-/// The tunable's name and the value we set.
+/// The tunable's name (we set it to 1).
 const TUNABLE: &str = "glibc.malloc.hugetlb";
-const TUNABLE_SETTING: &str = "glibc.malloc.hugetlb=1";
 
 /// The `GLIBC_TUNABLES` value to re-execute with, or `None` when the process should run as it
 /// is: the user already chose a setting for the tunable, or this is the re-executed process.
@@ -30,12 +29,12 @@ pub fn tunables_to_set(tunables: Option<&str>, marker_set: bool) -> Option<Strin
         return None;
     }
     match tunables {
-        None | Some("") => Some(TUNABLE_SETTING.to_string()),
+        None | Some("") => Some(format!("{TUNABLE}=1")),
         Some(existing) => {
             let chosen = existing
                 .split(':')
                 .any(|entry| entry.split('=').next() == Some(TUNABLE));
-            (!chosen).then(|| format!("{existing}:{TUNABLE_SETTING}"))
+            (!chosen).then(|| format!("{existing}:{TUNABLE}=1"))
         }
     }
 }
