@@ -3,10 +3,13 @@ minimal pyarrow Flight server's do_get, plus a factor panel pulled through Facto
 
     python benches/flight_throughput.py --url grpc://127.0.0.1:50050 --data DIR [--token T]
 
-Each pull runs twice and the faster counts. Endpoints with a location (a cluster with
-server.result_endpoints = "workers") are fetched from that worker; the phase split also pulls
-the same tickets through the coordinator. Prints `pull=... rows=... mib=... wall_s=... mib_per_s=... rows_per_s=...` lines and the ratio
-of our table pull to the raw do_get (the target is >= 0.67).
+Each pull runs RUNS times (5; FLIGHT_RUNS=n) and the fastest counts. End to end a pull runs the
+query and moves its result; split into phases, one query's finished result is then moved RUNS
+times by each route in turn — from the workers (endpoints with a location: a cluster with
+server.result_endpoints = "workers"), the same tickets through the coordinator, and a minimal
+pyarrow server's do_get of the same batches — so the routes are timed over the same stretch of
+the machine's time. Prints `pull=... rows=... mib=... wall_s=... mib_per_s=... rows_per_s=...`
+lines and each route's ratio to the raw do_get (the target is >= 0.67).
 """
 
 import argparse
@@ -24,6 +27,7 @@ from google.protobuf import any_pb2, wrappers_pb2
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "proto", "python"))
 import lendfusion_pb2  # noqa: E402
 
+RUNS = int(os.environ.get("FLIGHT_RUNS", "5"))
 TABLE_SQL = "SELECT date, security_id, on_loan_qty, lendable_qty, borrowed_qty, fee_bps FROM lending"
 
 
@@ -38,7 +42,7 @@ class RawServer(flight.FlightServerBase):
         return flight.RecordBatchStream(self.table)
 
 
-def timed(label, pull, runs=2):
+def timed(label, pull, runs=RUNS):
     """The best of `runs` pulls (the first warms caches and connections)."""
     wall = float("inf")
     for _ in range(runs):
@@ -51,16 +55,10 @@ def timed(label, pull, runs=2):
     return table, wall
 
 
-def timed_phases(label, command, pull, runs=2):
-    """The best of `runs` (query, transfer) splits of a front-door pull of `command`."""
-    best = (float("inf"), float("inf"))
-    for _ in range(runs):
-        table, query_s, transfer_s = pull(command)
-        best = min(best, (query_s, transfer_s), key=lambda t: t[1])
+def report_phases(label, table, query_s, transfer_s):
     mib = table.nbytes / 2**20
-    print(f"pull={label}-phases rows={table.num_rows} mib={mib:.1f} query_s={best[0]:.3f} "
-          f"transfer_s={best[1]:.3f} transfer_mib_per_s={mib / best[1]:.1f}")
-    return table, best[1]
+    print(f"pull={label}-phases rows={table.num_rows} mib={mib:.1f} query_s={query_s:.3f} "
+          f"transfer_s={transfer_s:.3f} transfer_mib_per_s={mib / transfer_s:.1f}")
 
 
 def statement_command(sql):
@@ -72,14 +70,46 @@ def statement_command(sql):
     return command.SerializeToString()
 
 
-def raw_pull(label, table):
-    """Serve `table` from a minimal in-process Flight server and time pulling it back."""
-    server = RawServer(table)
-    threading.Thread(target=server.serve, daemon=True).start()
-    client = flight.connect(f"grpc://127.0.0.1:{server.port}")
-    _, wall = timed(label, lambda: client.do_get(flight.Ticket(b"t")).read_all())
-    server.shutdown()
-    return wall
+class RawPuller:
+    """A minimal in-process Flight server holding `table`, and a client pulling it back."""
+
+    def __init__(self, table):
+        self.server = RawServer(table)
+        threading.Thread(target=self.server.serve, daemon=True).start()
+        self.client = flight.connect(f"grpc://127.0.0.1:{self.server.port}")
+
+    def pull(self):
+        return self.client.do_get(flight.Ticket(b"t")).read_all()
+
+    def close(self):
+        self.server.shutdown()
+
+
+def best_transfers(label, raw_table, info, fetch, runs):
+    """The same finished result moved `runs` times by each route — from the workers, through
+    the coordinator, and by the raw server — in turn, so that each route's best pull comes
+    from the same stretch of the machine's time. Returns the best seconds per route."""
+    raw = RawPuller(raw_table)
+    routes = {
+        "": lambda: pa.concat_tables([fetch(e, True) for e in info.endpoints]),
+        "-via-coordinator": lambda: pa.concat_tables([fetch(e, False) for e in info.endpoints]),
+        "raw": raw.pull,
+    }
+    best = {route: float("inf") for route in routes}
+    for _ in range(runs):
+        for route, pull in routes.items():
+            started = time.perf_counter()
+            table = pull()
+            best[route] = min(best[route], time.perf_counter() - started)
+            if table.num_rows != raw_table.num_rows:
+                raise RuntimeError(f"{label}{route}: {table.num_rows} rows, "
+                                   f"expected {raw_table.num_rows}")
+    raw.close()
+    mib = raw_table.nbytes / 2**20
+    print(f"pull=raw-do-get-{label} rows={raw_table.num_rows} mib={mib:.1f} "
+          f"wall_s={best['raw']:.3f} mib_per_s={mib / best['raw']:.1f} "
+          f"rows_per_s={raw_table.num_rows / best['raw']:.0f}")
+    return best
 
 
 def main():
@@ -104,15 +134,10 @@ def main():
             return workers[uri].do_get(endpoint.ticket).read_all()
         return client.do_get(endpoint.ticket, options).read_all()
 
-    def front_door_phases(command, direct):
-        started = time.perf_counter()
-        info = client.get_flight_info(flight.FlightDescriptor.for_command(command), options)
-        planned = time.perf_counter()
-        table = pa.concat_tables([fetch(e, direct) for e in info.endpoints])
-        return table, planned - started, time.perf_counter() - planned
-
     def front_door(command):
-        return front_door_phases(command, True)[0]
+        """A command's result end to end: GetFlightInfo, then every endpoint from its worker."""
+        info = client.get_flight_info(flight.FlightDescriptor.for_command(command), options)
+        return pa.concat_tables([fetch(e, True) for e in info.endpoints])
 
     def statement():
         from adbc_driver_flightsql import dbapi, DatabaseOptions
@@ -122,32 +147,39 @@ def main():
             cur.execute(TABLE_SQL)
             return cur.fetch_arrow_table()
 
-    ours, ours_wall = timed("flight-sql-table", statement)
-    raw_wall = raw_pull("raw-do-get-table", ours)
-    print(f"pull=ratio flight_sql_vs_raw={raw_wall / ours_wall:.2f}")
-    # The same statement in its two phases: GetFlightInfo runs the query on the cluster,
-    # DoGet moves the finished result (the transfer the raw server is the floor for).
-    # (From the workers when the endpoints have locations: server.result_endpoints = "workers";
-    # then the same tickets through the coordinator.)
-    for route, direct in [("", True), ("-via-coordinator", False)]:
-        _, transfer_wall = timed_phases(f"flight-sql-table{route}", statement_command(TABLE_SQL),
-                                        lambda c: front_door_phases(c, direct))
-        print(f"pull=ratio flight_sql{route.replace('-', '_')}_transfer_vs_raw="
-              f"{raw_wall / transfer_wall:.2f}")
+    def query(command):
+        """The best of two GetFlightInfo calls (each runs the query); the last one's info."""
+        best = float("inf")
+        for _ in range(2):
+            started = time.perf_counter()
+            info = client.get_flight_info(flight.FlightDescriptor.for_command(command), options)
+            best = min(best, time.perf_counter() - started)
+        return info, best
 
+    def pulls(label, command, end_to_end):
+        """End to end (query included), then the two phases: GetFlightInfo runs the query on
+        the cluster, DoGet moves the finished result — from the workers' endpoints (their
+        locations: server.result_endpoints = "workers") and the same tickets through the
+        coordinator — alternated with the raw server's do_get of the same batches."""
+        table, wall = timed(label, end_to_end, runs=RUNS)
+        info, query_s = query(command)
+        best = best_transfers(label, table, info, fetch, RUNS)
+        name = label.replace("-", "_")
+        print(f"pull=ratio {name}_vs_raw={best['raw'] / wall:.2f}")
+        for route in ["", "-via-coordinator"]:
+            report_phases(f"{label}{route}", table, query_s, best[route])
+            print(f"pull=ratio {name}{route.replace('-', '_')}_transfer_vs_raw="
+                  f"{best['raw'] / best[route]:.2f}")
+        return table
+
+    pulls("flight-sql-table", statement_command(TABLE_SQL), statement)
     panel = lendfusion_pb2.FactorPanel(factors=[
         lendfusion_pb2.Factor(expression=f) for f in
         ["utilization", "short_interest", "days_to_cover", "fee_bps", "si_surprise"]])
     command = any_pb2.Any()
     command.Pack(panel)
-    table, panel_wall = timed("factor-panel", lambda: front_door(command.SerializeToString()))
-    raw_wall = raw_pull("raw-do-get-factor-panel", table)
-    print(f"pull=ratio factor_panel_vs_raw={raw_wall / panel_wall:.2f}")
-    for route, direct in [("", True), ("-via-coordinator", False)]:
-        _, transfer_wall = timed_phases(f"factor-panel{route}", command.SerializeToString(),
-                                        lambda c: front_door_phases(c, direct))
-        print(f"pull=ratio factor_panel{route.replace('-', '_')}_transfer_vs_raw="
-              f"{raw_wall / transfer_wall:.2f}")
+    command = command.SerializeToString()
+    table = pulls("factor-panel", command, lambda: front_door(command))
     rows = ds.dataset(os.path.join(args.data, "lending"), format="parquet").count_rows()
     if table.num_rows != rows:
         print(f"factor panel rows {table.num_rows} != lending rows {rows}", file=sys.stderr)
