@@ -35,6 +35,9 @@ fn benchmark_smoke_run_agrees_with_every_peer() {
         "job=agreement engine=2-workers agree=yes",
         "pull=flight-sql-table",
         "pull=factor-panel",
+        "pull=raw-do-get-factor-panel",
+        "factor_panel_transfer_vs_raw=",
+        "factor_panel_via_coordinator_transfer_vs_raw=",
     ] {
         assert!(
             results.contains(needle),
