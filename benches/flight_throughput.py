@@ -85,14 +85,14 @@ class RawPuller:
         self.server.shutdown()
 
 
-def best_transfers(label, raw_table, info, fetch, runs):
+def best_transfers(label, raw_table, info, pull_endpoints, runs):
     """The same finished result moved `runs` times by each route — from the workers, through
     the coordinator, and by the raw server — in turn, so that each route's best pull comes
     from the same stretch of the machine's time. Returns the best seconds per route."""
     raw = RawPuller(raw_table)
     routes = {
-        "": lambda: pa.concat_tables([fetch(e, True) for e in info.endpoints]),
-        "-via-coordinator": lambda: pa.concat_tables([fetch(e, False) for e in info.endpoints]),
+        "": lambda: pull_endpoints(info, True),
+        "-via-coordinator": lambda: pull_endpoints(info, False),
         "raw": raw.pull,
     }
     best = {route: float("inf") for route in routes}
@@ -134,10 +134,17 @@ def main():
             return workers[uri].do_get(endpoint.ticket).read_all()
         return client.do_get(endpoint.ticket, options).read_all()
 
+    def flight_info(command):
+        """GetFlightInfo: runs the command's query on the cluster."""
+        return client.get_flight_info(flight.FlightDescriptor.for_command(command), options)
+
+    def pull_endpoints(info, direct):
+        """A finished result: every endpoint, from its worker (`direct`) or the coordinator."""
+        return pa.concat_tables([fetch(e, direct) for e in info.endpoints])
+
     def front_door(command):
-        """A command's result end to end: GetFlightInfo, then every endpoint from its worker."""
-        info = client.get_flight_info(flight.FlightDescriptor.for_command(command), options)
-        return pa.concat_tables([fetch(e, True) for e in info.endpoints])
+        """A command's result end to end: its query, then every endpoint from its worker."""
+        return pull_endpoints(flight_info(command), True)
 
     def statement():
         from adbc_driver_flightsql import dbapi, DatabaseOptions
@@ -152,7 +159,7 @@ def main():
         best = float("inf")
         for _ in range(2):
             started = time.perf_counter()
-            info = client.get_flight_info(flight.FlightDescriptor.for_command(command), options)
+            info = flight_info(command)
             best = min(best, time.perf_counter() - started)
         return info, best
 
@@ -161,9 +168,9 @@ def main():
         the cluster, DoGet moves the finished result — from the workers' endpoints (their
         locations: server.result_endpoints = "workers") and the same tickets through the
         coordinator — alternated with the raw server's do_get of the same batches."""
-        table, wall = timed(label, end_to_end, runs=RUNS)
+        table, wall = timed(label, end_to_end)
         info, query_s = query(command)
-        best = best_transfers(label, table, info, fetch, RUNS)
+        best = best_transfers(label, table, info, pull_endpoints, RUNS)
         name = label.replace("-", "_")
         print(f"pull=ratio {name}_vs_raw={best['raw'] / wall:.2f}")
         for route in ["", "-via-coordinator"]:
