@@ -35,7 +35,13 @@ pub fn score(fee: f64, breakpoints: &[f64; 9]) -> Option<i8> {
 /// Check a breakpoint list: 9 finite, strictly ascending numbers.
 fn parse_breakpoints(values: &arrow::array::Float64Array) -> Result<[f64; 9]> {
     let list: Vec<Option<f64>> = values.iter().collect();
-    let show = || format!("{list:?}");
+    let show = || {
+        let shown: Vec<String> = list
+            .iter()
+            .map(|v| v.map_or_else(|| "NULL".to_string(), |x| x.to_string()))
+            .collect();
+        format!("[{}]", shown.join(", "))
+    };
     if list.len() != 9 {
         return exec_err!(
             "dcbs: breakpoints must be a list of 9 ascending numbers, got {} values {}",
