@@ -339,4 +339,57 @@ mod tests {
                 .is_err()
         );
     }
+
+    /// The cluster's last stage merges the sorted partitions a shuffle reader brings back; the
+    /// reader keeps the stage before's hash partitioning by date through the trip to the
+    /// worker, so the worker's rewrite merges them run by run (whole dates), and not where
+    /// the partitioning is unknown.
+    #[test]
+    fn final_merges_of_date_partitions_go_run_by_run_on_workers() {
+        use ballista_core::execution_plans::ShuffleReaderExec;
+        use datafusion::arrow::datatypes::{DataType, Field, Schema};
+        use datafusion::physical_expr::expressions::Column;
+        use datafusion::physical_expr::{LexOrdering, Partitioning, PhysicalSortExpr};
+        use datafusion::physical_plan::sorts::sort_preserving_merge::SortPreservingMergeExec;
+        use datafusion::physical_plan::{ExecutionPlan, displayable};
+        use datafusion_proto::bytes::{
+            physical_plan_from_bytes_with_extension_codec,
+            physical_plan_to_bytes_with_extension_codec,
+        };
+        use lendfusion_udfs::planning::run_merge::with_run_merges;
+
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("date", DataType::Date32, true),
+            Field::new("security_id", DataType::Utf8, true),
+            Field::new("x", DataType::Float64, true),
+        ]));
+        let date = Arc::new(Column::new("date", 0));
+        let security = Arc::new(Column::new("security_id", 1));
+        let ordering = LexOrdering::new(vec![
+            PhysicalSortExpr::new_default(date.clone()),
+            PhysicalSortExpr::new_default(security),
+        ])
+        .expect("ordering");
+        let codec = LendfusionPhysicalCodec::default();
+        let ctx = SessionContext::new().task_ctx();
+        let on_worker = |partitioning: Partitioning| {
+            let reader =
+                ShuffleReaderExec::try_new(3, vec![vec![]; 4], schema.clone(), partitioning)
+                    .expect("reader");
+            let merge: Arc<dyn ExecutionPlan> = Arc::new(SortPreservingMergeExec::new(
+                ordering.clone(),
+                Arc::new(reader),
+            ));
+            let bytes = physical_plan_to_bytes_with_extension_codec(merge, &codec).expect("encode");
+            let decoded = physical_plan_from_bytes_with_extension_codec(&bytes, &ctx, &codec)
+                .expect("decode");
+            let plan = with_run_merges(decoded).expect("rewrite");
+            displayable(plan.as_ref()).indent(false).to_string()
+        };
+        let by_date = on_worker(Partitioning::Hash(vec![date], 4));
+        assert!(by_date.starts_with("RunMergeExec"), "{by_date}");
+        assert!(by_date.contains("run_keys=1"), "{by_date}");
+        let unknown = on_worker(Partitioning::UnknownPartitioning(4));
+        assert!(unknown.starts_with("SortPreservingMergeExec"), "{unknown}");
+    }
 }

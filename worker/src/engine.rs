@@ -4,7 +4,8 @@
 //! adapters), so without this a worker would read a file lacking a nullable column as NULLs
 //! instead of failing with the file's name. The task's sorts become packed-key sorts
 //! ([`with_key_sorts`]: the coordinator plans DataFusion's sorts for the cluster; a partition
-//! beyond the worker's memory still goes to DataFusion's spilling sort). Every stage is
+//! beyond the worker's memory still goes to DataFusion's spilling sort), and a last stage's
+//! merge of partitions split by date goes run by run ([`with_run_merges`]). Every stage is
 //! wrapped in an [`ObservedStage`] (metrics, logs with the query id).
 
 use std::sync::Arc;
@@ -22,6 +23,7 @@ use datafusion::prelude::SessionConfig;
 use lendfusion_core::strict_adapter::StrictExprAdapterFactory;
 use lendfusion_udfs::planning::key_sort::with_key_sorts;
 use lendfusion_udfs::planning::merge_join::with_merge_joins;
+use lendfusion_udfs::planning::run_merge::with_run_merges;
 
 use crate::observed::ObservedStage;
 
@@ -48,7 +50,7 @@ impl ExecutionEngine for StrictScanEngine {
         work_dir: &str,
         config: &SessionConfig,
     ) -> Result<Arc<dyn QueryStageExecutor>> {
-        let plan = with_merge_joins(with_key_sorts(strict_scans(plan)?)?)?;
+        let plan = with_run_merges(with_merge_joins(with_key_sorts(strict_scans(plan)?)?)?)?;
         let query_id = job_id.to_string();
         let stage = self.inner.create_query_stage_exec(
             job_id,

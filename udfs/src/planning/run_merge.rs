@@ -13,8 +13,10 @@
 //! compares the partitions' heads once per run, not once per row, and passes each run on as a
 //! slice of the batch it came in (no copy). [`MergeRuns`] puts it in place of every
 //! `SortPreservingMergeExec` without a `fetch` whose input is partitioned that way, in sessions
-//! that sort partitions in one piece (embedded: a cluster's planner cuts stages at
-//! DataFusion's merge, so its plans keep it).
+//! that sort partitions in one piece (embedded). A cluster's planner cuts a stage at
+//! DataFusion's merge, so the coordinator's plans keep it; the workers put [`RunMergeExec`] in
+//! its place in the last stage's task ([`with_run_merges`]), where the merge reads the sorted
+//! partitions back from the shuffle with the partitioning they were written with.
 
 use std::cmp::Ordering;
 use std::sync::Arc;
@@ -528,16 +530,7 @@ impl PhysicalOptimizerRule for MergeRuns {
         if !sorts_in_place(config) {
             return Ok(plan);
         }
-        plan.transform_up(|node| {
-            let Some(merge) = node.downcast_ref::<SortPreservingMergeExec>() else {
-                return Ok(Transformed::no(node));
-            };
-            Ok(match RunMergeExec::try_new(Arc::new(merge.clone())) {
-                Some(runs) => Transformed::yes(Arc::new(runs) as Arc<dyn ExecutionPlan>),
-                None => Transformed::no(node),
-            })
-        })
-        .data()
+        with_run_merges(plan)
     }
 
     fn name(&self) -> &str {
@@ -547,4 +540,21 @@ impl PhysicalOptimizerRule for MergeRuns {
     fn schema_check(&self) -> bool {
         true
     }
+}
+
+/// `plan` with every `SortPreservingMergeExec` [`RunMergeExec`] can take replaced by one: what
+/// [`MergeRuns`] does in embedded sessions, and what a cluster's workers do to the stage that
+/// merges the sorted partitions a shuffle reader brings (its input keeps the partitioning the
+/// stage before wrote: each date's rows in one partition).
+pub fn with_run_merges(plan: Arc<dyn ExecutionPlan>) -> Result<Arc<dyn ExecutionPlan>> {
+    plan.transform_up(|node| {
+        let Some(merge) = node.downcast_ref::<SortPreservingMergeExec>() else {
+            return Ok(Transformed::no(node));
+        };
+        Ok(match RunMergeExec::try_new(Arc::new(merge.clone())) {
+            Some(runs) => Transformed::yes(Arc::new(runs) as Arc<dyn ExecutionPlan>),
+            None => Transformed::no(node),
+        })
+    })
+    .data()
 }
