@@ -8,17 +8,22 @@
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use clap::{Args, Subcommand};
 use datafusion::arrow::array::{AsArray, RecordBatch};
 use datafusion::arrow::datatypes::{SchemaRef, UInt64Type};
+use datafusion::catalog::streaming::StreamingTable;
+use datafusion::common::exec_err;
+use datafusion::execution::TaskContext;
 use datafusion::execution::context::SessionContext;
 use datafusion::parquet::arrow::ArrowWriter;
 use datafusion::parquet::basic::Compression;
 use datafusion::parquet::file::properties::WriterProperties;
 use datafusion::physical_plan::metrics::MetricValue;
+use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
+use datafusion::physical_plan::streaming::PartitionStream;
 use datafusion::physical_plan::{
     ExecutionPlan, SendableRecordBatchStream, collect, execute_stream,
 };
@@ -156,32 +161,19 @@ async fn factor_panel(args: FactorPanelArgs, config: LendfusionConfig) -> CliRes
         FACTOR_PANEL_SQL.trim_end()
     );
     let (panel_rows, plan, series) = match &engine {
-        // Embedded: DataFusion's own Parquet sink encodes columns in parallel. Dictionary
-        // encoding only where values repeat (the key); interning millions of distinct doubles
-        // per row group costs time and saves nothing.
-        Engine::Embedded(ctx) => {
-            let copy = format!(
-                "COPY ({sql}) TO '{}' STORED AS PARQUET OPTIONS ('format.compression' 'snappy', \
-                 'format.dictionary_enabled' 'false', \
-                 'format.dictionary_enabled::security_id' 'true')",
-                panel_path.display().to_string().replace('\'', "''")
-            );
-            let mut plan = ctx.sql(&copy).await?.create_physical_plan().await?;
-            // The IC series per date, from the sorted panel on its way to the file.
-            let mut shared = None;
-            if let Some((teed, filled)) = IcTeeExec::under(&plan)? {
-                (plan, shared) = (teed, Some(filled));
-            }
-            let batches = collect(plan.clone(), ctx.task_ctx()).await?;
-            // (The plan still holds the tee, and so the series: take what it filled.)
-            let series = shared.and_then(|s| s.lock().ok().map(|mut s| std::mem::take(&mut *s)));
-            (copied_rows(&batches)?, Some(plan), series)
-        }
+        Engine::Embedded(ctx) => copy_panel(ctx, &sql, &panel_path).await?,
+        // Through a coordinator: the same sink, here, over the stream the cluster sends (so
+        // the file's columns are encoded in parallel while the next batches arrive).
         Engine::Remote(connection) => {
             let stream = connection.query(&sql).await?;
-            let mut ic = IcSeries::for_panel(&stream.schema());
-            let rows = write_parquet(stream, &panel_path, Some(&mut ic)).await?;
-            (rows, None, Some(ic))
+            let local = SessionContext::new();
+            let schema = stream.schema();
+            let source =
+                StreamingTable::try_new(schema.clone(), vec![Arc::new(OneShot::new(stream))])?;
+            local.register_table("remote_panel", Arc::new(source))?;
+            let (rows, _, series) =
+                copy_panel(&local, "SELECT * FROM remote_panel", &panel_path).await?;
+            (rows, None, series)
         }
     };
     let job_s = started.elapsed().as_secs_f64();
@@ -205,7 +197,7 @@ async fn factor_panel(args: FactorPanelArgs, config: LendfusionConfig) -> CliRes
                 )
                 .await?;
             let ic = local.sql(PANEL_IC_SQL).await?.execute_stream().await?;
-            (write_parquet(ic, &ic_path, None).await?, "file")
+            (write_parquet(ic, &ic_path).await?, "file")
         }
     };
     let wall_s = started.elapsed().as_secs_f64();
@@ -221,6 +213,74 @@ async fn factor_panel(args: FactorPanelArgs, config: LendfusionConfig) -> CliRes
         panel_path.display(),
         ic_path.display()
     ))
+}
+
+/// Run `select` into `panel_path` with DataFusion's Parquet sink (it encodes columns in
+/// parallel), the IC series taken on the way where the plan allows: the rows written, the plan
+/// (for its metrics) and the series.
+async fn copy_panel(
+    ctx: &SessionContext,
+    select: &str,
+    panel_path: &Path,
+) -> Result<
+    (usize, Option<Arc<dyn ExecutionPlan>>, Option<IcSeries>),
+    Box<dyn std::error::Error + Send + Sync>,
+> {
+    // Dictionary encoding only where values repeat (the key); interning millions of distinct
+    // doubles per row group costs time and saves nothing.
+    let copy = format!(
+        "COPY ({select}) TO '{}' STORED AS PARQUET OPTIONS ('format.compression' 'snappy', \
+         'format.dictionary_enabled' 'false', \
+         'format.dictionary_enabled::security_id' 'true')",
+        panel_path.display().to_string().replace('\'', "''")
+    );
+    let mut plan = ctx.sql(&copy).await?.create_physical_plan().await?;
+    // The IC series per date, from the sorted panel on its way to the file.
+    let mut shared = None;
+    if let Some((teed, filled)) = IcTeeExec::under(&plan)? {
+        (plan, shared) = (teed, Some(filled));
+    }
+    let batches = collect(plan.clone(), ctx.task_ctx()).await?;
+    // (The plan still holds the tee, and so the series: take what it filled.)
+    let series = shared.and_then(|s| s.lock().ok().map(|mut s| std::mem::take(&mut *s)));
+    Ok((copied_rows(&batches)?, Some(plan), series))
+}
+
+/// A stream read once, as a table's only partition.
+struct OneShot {
+    schema: SchemaRef,
+    stream: Mutex<Option<SendableRecordBatchStream>>,
+}
+
+impl OneShot {
+    fn new(stream: SendableRecordBatchStream) -> Self {
+        Self {
+            schema: stream.schema(),
+            stream: Mutex::new(Some(stream)),
+        }
+    }
+}
+
+impl std::fmt::Debug for OneShot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("OneShot")
+    }
+}
+
+impl PartitionStream for OneShot {
+    fn schema(&self) -> &SchemaRef {
+        &self.schema
+    }
+
+    fn execute(&self, _ctx: Arc<TaskContext>) -> SendableRecordBatchStream {
+        let taken = self.stream.lock().ok().and_then(|mut s| s.take());
+        taken.unwrap_or_else(|| {
+            let failed = futures::stream::once(async {
+                exec_err!("the coordinator's result stream can be read once")
+            });
+            Box::pin(RecordBatchStreamAdapter::new(self.schema.clone(), failed))
+        })
+    }
 }
 
 async fn scan_floor(args: ScanFloorArgs, config: LendfusionConfig) -> CliResult {
@@ -252,21 +312,16 @@ fn say(lines: &str) -> CliResult {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Stream `stream` into one Parquet file, each batch also to `ic` if given; the number of rows
-/// written.
+/// Stream `stream` into one Parquet file; the number of rows written.
 async fn write_parquet(
     mut stream: SendableRecordBatchStream,
     path: &Path,
-    mut ic: Option<&mut IcSeries>,
 ) -> Result<usize, Box<dyn std::error::Error + Send + Sync>> {
     let mut writer = parquet_writer(path, stream.schema())?;
     let mut rows = 0;
     while let Some(batch) = stream.next().await {
         let batch = batch?;
         rows += batch.num_rows();
-        if let Some(ic) = ic.as_deref_mut() {
-            ic.push(&batch)?;
-        }
         writer.write(&batch)?;
     }
     writer.close()?;
