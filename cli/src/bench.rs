@@ -8,22 +8,18 @@
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Instant;
 
 use clap::{Args, Subcommand};
 use datafusion::arrow::array::{AsArray, RecordBatch};
 use datafusion::arrow::datatypes::{SchemaRef, UInt64Type};
 use datafusion::catalog::streaming::StreamingTable;
-use datafusion::common::exec_err;
-use datafusion::execution::TaskContext;
 use datafusion::execution::context::SessionContext;
 use datafusion::parquet::arrow::ArrowWriter;
 use datafusion::parquet::basic::Compression;
 use datafusion::parquet::file::properties::WriterProperties;
 use datafusion::physical_plan::metrics::MetricValue;
-use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
-use datafusion::physical_plan::streaming::PartitionStream;
 use datafusion::physical_plan::{
     ExecutionPlan, SendableRecordBatchStream, collect, execute_stream,
 };
@@ -31,6 +27,7 @@ use datafusion::prelude::ParquetReadOptions;
 use futures::StreamExt;
 use lendfusion_core::ops::metrics::peak_resident_bytes;
 use lendfusion_core::{LendfusionConfig, session_context};
+use lendfusion_udfs::planning::Replay;
 
 use crate::CliResult;
 use crate::remote::RemoteArgs;
@@ -161,15 +158,16 @@ async fn factor_panel(args: FactorPanelArgs, config: LendfusionConfig) -> CliRes
         FACTOR_PANEL_SQL.trim_end()
     );
     let (panel_rows, plan, series) = match &engine {
-        Engine::Embedded(ctx) => copy_panel(ctx, &sql, &panel_path).await?,
+        Engine::Embedded(ctx) => {
+            let (rows, plan, series) = copy_panel(ctx, &sql, &panel_path).await?;
+            (rows, Some(plan), series)
+        }
         // Through a coordinator: the same sink, here, over the stream the cluster sends (so
         // the file's columns are encoded in parallel while the next batches arrive).
         Engine::Remote(connection) => {
             let stream = connection.query(&sql).await?;
             let local = SessionContext::new();
-            let schema = stream.schema();
-            let source =
-                StreamingTable::try_new(schema.clone(), vec![Arc::new(OneShot::new(stream))])?;
+            let source = StreamingTable::try_new(stream.schema(), vec![Replay::new(stream)])?;
             local.register_table("remote_panel", Arc::new(source))?;
             let (rows, _, series) =
                 copy_panel(&local, "SELECT * FROM remote_panel", &panel_path).await?;
@@ -223,7 +221,7 @@ async fn copy_panel(
     select: &str,
     panel_path: &Path,
 ) -> Result<
-    (usize, Option<Arc<dyn ExecutionPlan>>, Option<IcSeries>),
+    (usize, Arc<dyn ExecutionPlan>, Option<IcSeries>),
     Box<dyn std::error::Error + Send + Sync>,
 > {
     // Dictionary encoding only where values repeat (the key); interning millions of distinct
@@ -243,44 +241,7 @@ async fn copy_panel(
     let batches = collect(plan.clone(), ctx.task_ctx()).await?;
     // (The plan still holds the tee, and so the series: take what it filled.)
     let series = shared.and_then(|s| s.lock().ok().map(|mut s| std::mem::take(&mut *s)));
-    Ok((copied_rows(&batches)?, Some(plan), series))
-}
-
-/// A stream read once, as a table's only partition.
-struct OneShot {
-    schema: SchemaRef,
-    stream: Mutex<Option<SendableRecordBatchStream>>,
-}
-
-impl OneShot {
-    fn new(stream: SendableRecordBatchStream) -> Self {
-        Self {
-            schema: stream.schema(),
-            stream: Mutex::new(Some(stream)),
-        }
-    }
-}
-
-impl std::fmt::Debug for OneShot {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("OneShot")
-    }
-}
-
-impl PartitionStream for OneShot {
-    fn schema(&self) -> &SchemaRef {
-        &self.schema
-    }
-
-    fn execute(&self, _ctx: Arc<TaskContext>) -> SendableRecordBatchStream {
-        let taken = self.stream.lock().ok().and_then(|mut s| s.take());
-        taken.unwrap_or_else(|| {
-            let failed = futures::stream::once(async {
-                exec_err!("the coordinator's result stream can be read once")
-            });
-            Box::pin(RecordBatchStreamAdapter::new(self.schema.clone(), failed))
-        })
-    }
+    Ok((copied_rows(&batches)?, plan, series))
 }
 
 async fn scan_floor(args: ScanFloorArgs, config: LendfusionConfig) -> CliResult {

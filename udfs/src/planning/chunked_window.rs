@@ -29,7 +29,7 @@ use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
 use datafusion::common::Result;
 use datafusion::common::config::ConfigOptions;
-use datafusion::common::tree_node::{Transformed, TransformedResult, TreeNode, TreeNodeRecursion};
+use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::common::utils::evaluate_partition_ranges;
 use datafusion::execution::{RecordBatchStream, SendableRecordBatchStream, TaskContext};
 use datafusion::physical_expr::{PhysicalExpr, PhysicalSortExpr};
@@ -45,6 +45,8 @@ use datafusion::physical_plan::{
     WindowExpr,
 };
 use futures::{Stream, StreamExt};
+
+use super::replace_each;
 
 /// A `WindowAggExec` over input sorted on its PARTITION BY keys, evaluated and emitted a run of
 /// complete partitions at a time.
@@ -361,16 +363,7 @@ impl PhysicalOptimizerRule for ChunkWindows {
         plan: Arc<dyn ExecutionPlan>,
         _config: &ConfigOptions,
     ) -> Result<Arc<dyn ExecutionPlan>> {
-        plan.transform_up(|node| {
-            let Some(window) = node.downcast_ref::<WindowAggExec>() else {
-                return Ok(Transformed::no(node));
-            };
-            Ok(match ChunkedWindowExec::try_new(Arc::new(window.clone())) {
-                Some(chunked) => Transformed::yes(Arc::new(chunked) as Arc<dyn ExecutionPlan>),
-                None => Transformed::no(node),
-            })
-        })
-        .data()
+        replace_each(plan, ChunkedWindowExec::try_new)
     }
 
     fn name(&self) -> &str {

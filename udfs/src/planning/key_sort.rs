@@ -20,15 +20,15 @@
 //! skips the radix passes and the gather and is passed on as it came (metric
 //! `partitions_in_order`).
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use arrow::array::{Array, ArrayRef};
 use arrow::compute::{concat_batches, interleave};
 use arrow::datatypes::SchemaRef;
 use arrow::record_batch::{RecordBatch, RecordBatchOptions};
+use datafusion::common::Result;
 use datafusion::common::config::ConfigOptions;
-use datafusion::common::tree_node::{Transformed, TransformedResult, TreeNode, TreeNodeRecursion};
-use datafusion::common::{DataFusionError, Result};
+use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::execution::memory_pool::{MemoryConsumer, MemoryReservation};
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
 use datafusion::physical_expr::{LexOrdering, PhysicalExpr};
@@ -40,7 +40,7 @@ use datafusion::physical_plan::metrics::{
 };
 use datafusion::physical_plan::sorts::sort::SortExec;
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
-use datafusion::physical_plan::streaming::{PartitionStream, StreamingTableExec};
+use datafusion::physical_plan::streaming::StreamingTableExec;
 use datafusion::physical_plan::{
     DisplayAs, DisplayFormatType, ExecutionPlan, ExecutionPlanProperties,
     InputDistributionRequirements, PlanProperties,
@@ -49,6 +49,7 @@ use futures::stream::BoxStream;
 use futures::{StreamExt, TryStreamExt};
 
 use super::order_keys::{encodable, sorted_order};
+use super::{Replay, replace_each};
 
 /// Sessions whose in-place sort threshold is at least this sort partitions in one piece, and
 /// get [`KeySortExec`].
@@ -352,49 +353,6 @@ pub const SPILLED_METRIC: &str = "partitions_to_spilling_sort";
 /// without a gather.
 pub const IN_ORDER_METRIC: &str = "partitions_in_order";
 
-/// A stream executed once, as the input of a DataFusion operator taking over a partition.
-pub(crate) struct Replay {
-    schema: SchemaRef,
-    stream: Mutex<Option<SendableRecordBatchStream>>,
-}
-
-impl Replay {
-    /// `stream` as a partition stream (executed once).
-    pub(crate) fn new(stream: SendableRecordBatchStream) -> Arc<Self> {
-        Arc::new(Self {
-            schema: stream.schema(),
-            stream: Mutex::new(Some(stream)),
-        })
-    }
-}
-
-impl std::fmt::Debug for Replay {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Replay")
-    }
-}
-
-impl PartitionStream for Replay {
-    fn schema(&self) -> &SchemaRef {
-        &self.schema
-    }
-
-    fn execute(&self, _context: Arc<TaskContext>) -> SendableRecordBatchStream {
-        let taken = self.stream.lock().ok().and_then(|mut stream| stream.take());
-        taken.unwrap_or_else(|| {
-            let again = futures::stream::once(async {
-                Err(DataFusionError::Internal(
-                    "a buffered input was replayed twice".to_string(),
-                ))
-            });
-            Box::pin(RecordBatchStreamAdapter::new(
-                Arc::clone(&self.schema),
-                again,
-            ))
-        })
-    }
-}
-
 /// The output batches (`batch_size` rows each): the rows at `positions` (batch, row) of
 /// `batches`.
 ///
@@ -474,14 +432,5 @@ impl PhysicalOptimizerRule for SortByKeys {
 /// what a cluster's workers do to each task's plan (under their bounded memory, a partition
 /// that does not fit goes to DataFusion's spilling sort, see [`KeySortExec`]).
 pub fn with_key_sorts(plan: Arc<dyn ExecutionPlan>) -> Result<Arc<dyn ExecutionPlan>> {
-    plan.transform_up(|node| {
-        let Some(sort) = node.downcast_ref::<SortExec>() else {
-            return Ok(Transformed::no(node));
-        };
-        Ok(match KeySortExec::try_new(Arc::new(sort.clone())) {
-            Some(keyed) => Transformed::yes(Arc::new(keyed) as Arc<dyn ExecutionPlan>),
-            None => Transformed::no(node),
-        })
-    })
-    .data()
+    replace_each(plan, KeySortExec::try_new)
 }

@@ -63,7 +63,8 @@ use datafusion::physical_plan::{
 use futures::stream::BoxStream;
 use futures::{StreamExt, TryStreamExt};
 
-use super::key_sort::{Replay, sorts_in_place};
+use super::Replay;
+use super::key_sort::sorts_in_place;
 use super::order_keys::encodable;
 
 /// A partitioned inner equi-join that merges when its build side arrives sorted (see the

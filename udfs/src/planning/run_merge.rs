@@ -27,7 +27,7 @@ use arrow::datatypes::DataType;
 use arrow::record_batch::RecordBatch;
 use arrow::row::{RowConverter, Rows, SortField};
 use datafusion::common::config::ConfigOptions;
-use datafusion::common::tree_node::{Transformed, TransformedResult, TreeNode, TreeNodeRecursion};
+use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::common::{Result, internal_err};
 use datafusion::execution::memory_pool::MemoryConsumer;
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
@@ -49,6 +49,7 @@ use datafusion::physical_plan::{
 use futures::StreamExt;
 
 use super::key_sort::sorts_in_place;
+use super::replace_each;
 
 /// A `SortPreservingMergeExec` (no `fetch`) whose input partitions hold disjoint runs of the
 /// first [`RunMergeExec::run_keys`] sort keys, merged run by run.
@@ -547,14 +548,5 @@ impl PhysicalOptimizerRule for MergeRuns {
 /// merges the sorted partitions a shuffle reader brings (its input keeps the partitioning the
 /// stage before wrote: each date's rows in one partition).
 pub fn with_run_merges(plan: Arc<dyn ExecutionPlan>) -> Result<Arc<dyn ExecutionPlan>> {
-    plan.transform_up(|node| {
-        let Some(merge) = node.downcast_ref::<SortPreservingMergeExec>() else {
-            return Ok(Transformed::no(node));
-        };
-        Ok(match RunMergeExec::try_new(Arc::new(merge.clone())) {
-            Some(runs) => Transformed::yes(Arc::new(runs) as Arc<dyn ExecutionPlan>),
-            None => Transformed::no(node),
-        })
-    })
-    .data()
+    replace_each(plan, RunMergeExec::try_new)
 }
