@@ -203,6 +203,7 @@ fn main() {
                         end: chrono::NaiveDate::from_ymd_opt(2020, 12, 31).expect("date"),
                         seed: 7,
                         overwrite: true,
+                        clean: false,
                     };
                     lendfusion_datagen::generate(&options, &LendfusionConfig::default(), None)
                         .await

@@ -68,6 +68,7 @@ async fn ensure_panel(args: &DemoArgs, config: &LendfusionConfig) -> Result<(), 
         end: args.end,
         seed: 42,
         overwrite: true,
+        clean: false,
     };
     let last = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let progress: Progress = Arc::new(move |done, total, _rows| {

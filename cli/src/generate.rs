@@ -35,6 +35,11 @@ pub struct GenerateArgs {
     /// Keep a panel already under --out and exit successfully (one-shot deploy jobs).
     #[arg(long)]
     keep_existing: bool,
+    /// No gaps: leave out the NULLs, NaNs, infinities, zero and negative denominators, trading
+    /// halts, missing rows and names absent from the lending feed that are planted by default
+    /// (rates and counts in _truth.json).
+    #[arg(long)]
+    clean: bool,
 }
 
 pub async fn run(args: GenerateArgs, config: LendfusionConfig) -> CliResult {
@@ -45,6 +50,7 @@ pub async fn run(args: GenerateArgs, config: LendfusionConfig) -> CliResult {
         end: args.end,
         seed: args.seed,
         overwrite: args.overwrite,
+        clean: args.clean,
     };
     // indicatif draws only when stderr is a terminal.
     let bar = ProgressBar::new(0);

@@ -3,7 +3,9 @@
 //! DataFusion's Parquet errors ("invalid footer", "missing column") do not say which file they
 //! came from. When a query fails with such an error, [`explain_error`] reads the footer of every
 //! file of every lendfusion table (cheap: one ranged read each, in parallel) and replaces the
-//! error with one that names the offending file. [`check_tables`] runs the same checks on demand.
+//! error with one that names the offending file. [`check_tables`] runs the same checks on demand:
+//! the footer's schema against the table's, and the key columns' null counts (from the footer's
+//! statistics, or by reading the column when a file has none).
 
 use std::sync::Arc;
 
@@ -12,7 +14,7 @@ use datafusion::execution::context::SessionContext;
 use futures::{StreamExt, TryStreamExt};
 use object_store::{ObjectStore, ObjectStoreExt};
 use parquet::arrow::parquet_to_arrow_schema;
-use parquet::file::metadata::ParquetMetaDataReader;
+use parquet::file::metadata::{ParquetMetaData, ParquetMetaDataReader};
 
 use crate::error::{LendfusionError, Result};
 use crate::object_stores::store_path;
@@ -79,6 +81,7 @@ pub async fn check_tables(
                 LendfusionError::Storage(format!("cannot list {}: {e}", table.location()))
             })?;
         let schema = table_schema(table);
+        let keys = crate::schema::key_columns(table.name());
         let found: Vec<Option<BadFile>> = futures::stream::iter(files)
             .map(|meta| {
                 let store = Arc::clone(&store);
@@ -86,7 +89,7 @@ pub async fn check_tables(
                 let url = file_url(table, &meta.location);
                 let name = table.name().to_string();
                 async move {
-                    check_file(store, meta, &schema)
+                    check_file(store, meta, &schema, keys)
                         .await
                         .map(|message| BadFile {
                             table: name,
@@ -120,19 +123,112 @@ fn file_url(table: &DatedTable, location: &object_store::path::Path) -> String {
     )
 }
 
-/// What is wrong with one file, if anything: its footer is read and its schema compared.
+/// What is wrong with one file, if anything: its footer is read, its schema compared with the
+/// table's, and its key columns checked for NULLs.
 async fn check_file(
     store: Arc<dyn ObjectStore>,
     meta: object_store::ObjectMeta,
     schema: &arrow::datatypes::SchemaRef,
+    keys: &[&str],
 ) -> Option<String> {
-    match read_file_schema(store.as_ref(), &meta).await {
-        Err(message) => Some(format!("not a readable Parquet file: {message}")),
-        Ok(file_schema) => {
-            let problems = schema_problems(schema, &Arc::new(file_schema));
-            (!problems.is_empty()).then(|| format!("{SCHEMA_MISMATCH}: {}", problems.join("; ")))
+    let metadata = match read_footer(store.as_ref(), &meta).await {
+        Err(message) => return Some(format!("not a readable Parquet file: {message}")),
+        Ok(metadata) => metadata,
+    };
+    let file_metadata = metadata.file_metadata();
+    let file_schema = match parquet_to_arrow_schema(
+        file_metadata.schema_descr(),
+        file_metadata.key_value_metadata(),
+    ) {
+        Err(e) => return Some(format!("not a readable Parquet file: {e}")),
+        Ok(s) => s,
+    };
+    let problems = schema_problems(schema, &Arc::new(file_schema));
+    if !problems.is_empty() {
+        return Some(format!("{SCHEMA_MISMATCH}: {}", problems.join("; ")));
+    }
+    let mut null_keys = vec![];
+    for key in keys {
+        let nulls = match key_nulls_in_footer(&metadata, key) {
+            KeyNulls::Known(n) => n,
+            KeyNulls::Unknown => match count_nulls_by_reading(&store, &meta, key).await {
+                Ok(n) => n,
+                Err(message) => return Some(format!("not a readable Parquet file: {message}")),
+            },
+        };
+        if nulls > 0 {
+            null_keys.push(format!("key column `{key}` holds {nulls} NULL value(s)"));
         }
     }
+    (!null_keys.is_empty()).then(|| format!("{NULL_KEY}: {}", null_keys.join("; ")))
+}
+
+/// Message prefix of a file whose key column holds NULLs.
+pub const NULL_KEY: &str = "a key column may not be NULL";
+
+/// NULLs of one key column as the footer tells them.
+enum KeyNulls {
+    Known(u64),
+    /// A nullable column without null-count statistics in some row group.
+    Unknown,
+}
+
+fn key_nulls_in_footer(metadata: &ParquetMetaData, key: &str) -> KeyNulls {
+    let schema = metadata.file_metadata().schema_descr();
+    let Some(index) = (0..schema.num_columns()).find(|i| schema.column(*i).path().string() == key)
+    else {
+        return KeyNulls::Known(0); // the schema check reports a missing column
+    };
+    if schema.column(index).max_def_level() == 0 {
+        return KeyNulls::Known(0); // REQUIRED: cannot hold NULLs
+    }
+    let mut total = 0;
+    for row_group in metadata.row_groups() {
+        match row_group
+            .column(index)
+            .statistics()
+            .and_then(|s| s.null_count_opt())
+        {
+            Some(n) => total += n,
+            None => return KeyNulls::Unknown,
+        }
+    }
+    KeyNulls::Known(total)
+}
+
+/// NULLs of one column counted by reading it (files written without statistics).
+async fn count_nulls_by_reading(
+    store: &Arc<dyn ObjectStore>,
+    meta: &object_store::ObjectMeta,
+    column: &str,
+) -> std::result::Result<u64, String> {
+    use parquet::arrow::ProjectionMask;
+    use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+    let bytes = store
+        .get(&meta.location)
+        .await
+        .map_err(|e| e.to_string())?
+        .bytes()
+        .await
+        .map_err(|e| e.to_string())?;
+    let builder = ParquetRecordBatchReaderBuilder::try_new(bytes).map_err(|e| e.to_string())?;
+    let schema = builder.parquet_schema();
+    let Some(index) =
+        (0..schema.num_columns()).find(|i| schema.column(*i).path().string() == column)
+    else {
+        return Ok(0);
+    };
+    let mask = ProjectionMask::leaves(schema, [index]);
+    let reader = builder
+        .with_projection(mask)
+        .build()
+        .map_err(|e| e.to_string())?;
+    let mut nulls = 0u64;
+    for batch in reader {
+        let batch = batch.map_err(|e| e.to_string())?;
+        nulls += batch.column(0).null_count() as u64;
+    }
+    Ok(nulls)
 }
 
 /// The Arrow schema stored in a Parquet file's footer.
@@ -140,6 +236,20 @@ pub async fn read_file_schema(
     store: &dyn ObjectStore,
     meta: &object_store::ObjectMeta,
 ) -> std::result::Result<arrow::datatypes::Schema, String> {
+    let metadata = read_footer(store, meta).await?;
+    let file_metadata = metadata.file_metadata();
+    parquet_to_arrow_schema(
+        file_metadata.schema_descr(),
+        file_metadata.key_value_metadata(),
+    )
+    .map_err(|e| e.to_string())
+}
+
+/// A Parquet file's footer, read with two ranged requests.
+async fn read_footer(
+    store: &dyn ObjectStore,
+    meta: &object_store::ObjectMeta,
+) -> std::result::Result<ParquetMetaData, String> {
     const MAGIC: &[u8; 4] = b"PAR1";
     let size = meta.size;
     if size < 12 {
@@ -162,13 +272,7 @@ pub async fn read_file_schema(
         .get_range(&meta.location, size - 8 - footer_len..size - 8)
         .await
         .map_err(|e| e.to_string())?;
-    let metadata = ParquetMetaDataReader::decode_metadata(&footer).map_err(|e| e.to_string())?;
-    let file_metadata = metadata.file_metadata();
-    parquet_to_arrow_schema(
-        file_metadata.schema_descr(),
-        file_metadata.key_value_metadata(),
-    )
-    .map_err(|e| e.to_string())
+    ParquetMetaDataReader::decode_metadata(&footer).map_err(|e| e.to_string())
 }
 
 /// Whether an error may come from a bad data file.

@@ -62,11 +62,15 @@ pub fn builtin_factors() -> Vec<BuiltinFactor> {
         ),
         f(
             "days_to_cover",
-            "days_to_cover(on_loan_qty, AVG(volume) OVER (PARTITION BY security_id ORDER BY date \
-             ROWS BETWEEN 29 PRECEDING AND CURRENT ROW))",
-            "on-loan quantity over the 30-day average volume",
+            "days_to_cover(on_loan_qty, AVG(valid_value(volume)) OVER (PARTITION BY security_id \
+             ORDER BY date ROWS BETWEEN 29 PRECEDING AND CURRENT ROW))",
+            "on-loan quantity over the 30-day average of the valid volumes",
         ),
-        f("fee_bps", "fee_bps", "indicative borrow fee, bps"),
+        f(
+            "fee_bps",
+            "valid_value(fee_bps)",
+            "indicative borrow fee, bps (NULL where NaN or infinite)",
+        ),
         f(
             "on_loan_stability",
             "on_loan_stability(stable_on_loan_qty, on_loan_qty)",

@@ -3,6 +3,11 @@
 //! These schemas are the contract between the generator, the catalog and every query: the
 //! generator writes exactly them, the catalog declares them, and a file that lacks one of
 //! their columns is rejected with an error naming the file.
+//!
+//! Gaps are normal (SPEC §2): only the keys — `date` and `security_id`, and `universe`'s
+//! `universe`, `security_id` and `start_date` — are declared non-nullable; every measure and
+//! label column is nullable, so that the planner never assumes a value is present. A file with
+//! a NULL key is an error naming the file ([`crate::diagnose`]).
 
 use std::sync::Arc;
 
@@ -11,8 +16,14 @@ use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 /// Table names in the order the catalog registers them.
 pub const TABLE_NAMES: [&str; 4] = ["lending", "market", "events", "universe"];
 
+/// A measure column: Float64, nullable (it may also hold NaN or ±inf, which are invalid too).
 fn f64_col(name: &str) -> Field {
-    Field::new(name, DataType::Float64, false)
+    Field::new(name, DataType::Float64, true)
+}
+
+/// A label column (country, sector, event type, ...): Utf8, nullable.
+fn label_col(name: &str) -> Field {
+    Field::new(name, DataType::Utf8, true)
 }
 
 fn key_cols() -> [Field; 2] {
@@ -50,7 +61,7 @@ pub fn lending_schema() -> SchemaRef {
 pub fn market_schema() -> SchemaRef {
     let mut fields: Vec<Field> = key_cols().into();
     for name in ["country", "region", "sector"] {
-        fields.push(Field::new(name, DataType::Utf8, false));
+        fields.push(label_col(name));
     }
     for name in [
         "close",
@@ -69,8 +80,8 @@ pub fn market_schema() -> SchemaRef {
 /// `events`: zero or more rows per security per day.
 pub fn events_schema() -> SchemaRef {
     let mut fields: Vec<Field> = key_cols().into();
-    fields.push(Field::new("event_type", DataType::Utf8, false));
-    fields.push(Field::new("category", DataType::Utf8, false));
+    fields.push(label_col("event_type"));
+    fields.push(label_col("category"));
     fields.push(f64_col("sentiment"));
     fields.push(f64_col("relevance"));
     Arc::new(Schema::new(fields))
@@ -84,6 +95,15 @@ pub fn universe_schema() -> SchemaRef {
         Field::new("start_date", DataType::Date32, false),
         Field::new("end_date", DataType::Date32, true),
     ]))
+}
+
+/// The key columns of a table: never NULL.
+pub fn key_columns(name: &str) -> &'static [&'static str] {
+    if name == "universe" {
+        &["universe", "security_id", "start_date"]
+    } else {
+        &["date", "security_id"]
+    }
 }
 
 /// The schema of a SPEC table by name.

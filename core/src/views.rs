@@ -3,6 +3,11 @@
 //! `squeeze_inputs` (SPEC §3.5): one row per row of `lending JOIN market ON (date, security_id)`
 //! with the inputs of `squeeze_score`. Its time series run over those joined rows per security in
 //! date order.
+//!
+//! Every comparison here goes through `valid_value`: in Arrow's total order NaN is above every
+//! number and +inf above every finite one, so a bare `total_return > 0` would call a NaN return
+//! an up day. SPEC §1: invalid values (NULL, NaN, ±inf) never satisfy a condition, and the
+//! average volume is the average of the valid volumes.
 
 use datafusion::execution::context::SessionContext;
 
@@ -30,12 +35,12 @@ pub fn squeeze_inputs_sql() -> String {
            SELECT date, security_id, volume, total_return,
              short_cohort_otm(on_loan_qty, close) OVER (PARTITION BY security_id ORDER BY date) AS otm,
              short_cohort_near_breakeven(on_loan_qty, close, 0.05) OVER (PARTITION BY security_id ORDER BY date) AS near_breakeven,
-             AVG(volume) OVER (PARTITION BY security_id ORDER BY date ROWS BETWEEN 20 PRECEDING AND 1 PRECEDING) AS avg_volume_20
+             AVG(valid_value(volume)) OVER (PARTITION BY security_id ORDER BY date ROWS BETWEEN 20 PRECEDING AND 1 PRECEDING) AS avg_volume_20
            FROM j
          ),
          news AS (
            SELECT DISTINCT date, security_id FROM events
-           WHERE event_type = 'news' AND sentiment > 0.5 AND relevance >= 90
+           WHERE event_type = 'news' AND valid_value(sentiment) > 0.5 AND valid_value(relevance) >= 90
          ),
          earnings AS (
            -- every weekday t with the announcement e in [t - 3 weekdays, t + 5 weekdays]
@@ -49,7 +54,7 @@ pub fn squeeze_inputs_sql() -> String {
            c.near_breakeven,
            n.security_id IS NOT NULL AS news,
            er.security_id IS NOT NULL AS earnings,
-           COALESCE(c.volume > 2 * c.avg_volume_20 AND c.total_return > 0, false) AS abnormal_volume
+           COALESCE(valid_value(c.volume) > 2 * c.avg_volume_20 AND valid_value(c.total_return) > 0, false) AS abnormal_volume
          FROM c
          LEFT JOIN news n ON n.date = c.date AND n.security_id = c.security_id
          LEFT JOIN earnings er ON er.date = c.date AND er.security_id = c.security_id"

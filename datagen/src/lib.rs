@@ -13,6 +13,7 @@
 
 pub mod buffers;
 pub mod calendar;
+pub mod gaps;
 pub mod model;
 pub mod params;
 pub mod rng;
@@ -34,6 +35,7 @@ use tokio::sync::mpsc;
 
 use crate::buffers::{Buffers, TableBatches};
 use crate::calendar::{business_days, month_key, starts_quarter, to_date32};
+use crate::gaps::{GapParams, GapPlanter};
 use crate::model::{MarketDay, Security, State};
 use crate::params::Params;
 use crate::rng::Rng;
@@ -62,6 +64,9 @@ pub struct GenerateOptions {
     pub seed: u64,
     /// Replace tables already under the root.
     pub overwrite: bool,
+    /// No gaps: leave out the NULLs, NaNs, zero denominators, halts and missing rows that are
+    /// planted by default ([`gaps`]).
+    pub clean: bool,
 }
 
 /// Errors of the generator.
@@ -302,7 +307,9 @@ fn simulate(
     let mut truth = Truth::new(options, &params, n_days);
     let mut market_rng = Rng::new(seed, u64::MAX);
     let mut regime: Option<(&'static str, usize, f64)> = None; // kind, days left, drift
-    let mut buffers = Buffers::default();
+    let planter =
+        (!options.clean).then(|| GapPlanter::new(seed, options.securities, GapParams::default()));
+    let mut buffers = Buffers::new(planter);
     let mut rows_done = 0u64;
     let send = |msg: Msg| {
         tx.blocking_send(msg)
@@ -399,6 +406,10 @@ fn simulate(
         if let Some(report) = progress {
             report(day + 1, n_days, rows_done);
         }
+    }
+    if let Some(gaps) = buffers.gaps() {
+        truth.gaps = Some(gaps.params().clone());
+        truth.gap_counts = gaps.counts().clone();
     }
     let universe_batches = universes.finish(&ids, &days)?;
     send(Msg::Done(Box::new((truth, universe_batches))))

@@ -6,6 +6,7 @@ use chrono::NaiveDate;
 use serde::Serialize;
 
 use crate::GenerateOptions;
+use crate::gaps::GapParams;
 use crate::params::Params;
 
 /// A market-wide crash or rally.
@@ -72,6 +73,13 @@ pub struct Truth {
     pub squeezes: Vec<PlantedSqueeze>,
     /// Rows written per table.
     pub rows: BTreeMap<String, u64>,
+    /// The rates of the planted gaps (absent: generated with `--clean`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub gaps: Option<GapParams>,
+    /// Every planted gap by `table.column.kind` (`null`, `nan`, `inf`, `zero`, `negative`) and
+    /// whole-row gaps (`lending.missing_rows`, `market.missing_rows`, `market.halt_rows`,
+    /// `lending.absent_securities`).
+    pub gap_counts: BTreeMap<String, u64>,
 }
 
 /// Calibrated targets (see `target_ic_note`).
@@ -129,6 +137,8 @@ impl Truth {
             episodes: vec![],
             squeezes: vec![],
             rows: BTreeMap::new(),
+            gaps: None,
+            gap_counts: BTreeMap::new(),
         }
     }
 }

@@ -6,6 +6,8 @@
 //!   and the Fama-MacBeth regression aggregate;
 //! - [`evaluation`]: factor-evaluation aggregates (SPEC §3.4) and the Newey-West t-statistic;
 //! - [`squeeze`]: squeeze and crowding scores (SPEC §3.5), window functions over a date's rows;
+//! - [`validity`]: `valid_value`, SPEC's "invalid" as a function for comparisons in views and
+//!   generated SQL;
 //! - [`planning`]: plan rewrites that speed up SQL around our functions (same results).
 //!
 //! [`register_all`] is the one registration point the session recipe calls; every role (embedded
@@ -19,6 +21,7 @@ pub mod lending;
 pub mod planning;
 pub mod squeeze;
 pub mod timeseries;
+pub mod validity;
 
 use std::sync::Arc;
 
@@ -33,7 +36,9 @@ pub const FUNCTIONS_TABLE: &str = "lendfusion_functions";
 
 /// Every scalar function.
 pub fn scalar_functions() -> Vec<ScalarUDF> {
-    lending::functions()
+    let mut out = lending::functions();
+    out.extend(validity::functions());
+    out
 }
 
 /// Every window function.

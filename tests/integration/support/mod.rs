@@ -26,6 +26,7 @@ pub fn options(out: &Path, securities: u32, start: &str, end: &str, seed: u64) -
         end: NaiveDate::parse_from_str(end, "%Y-%m-%d").expect("end"),
         seed,
         overwrite: false,
+        clean: false,
     }
 }
 
