@@ -408,7 +408,7 @@ fn simulate(
         }
     }
     if let Some(gaps) = buffers.gaps() {
-        truth.gaps = Some(gaps.params().clone());
+        truth.gaps = Some(*gaps.params());
         truth.gap_counts = gaps.counts().clone();
     }
     let universe_batches = universes.finish(&ids, &days)?;
