@@ -222,6 +222,27 @@ impl PriceTree {
         (low, Sums::default(), high)
     }
 
+    /// Sums over the entries priced below `price`, at it and above it, in one descent (a key
+    /// equal to `price` has every smaller key to its left and every larger one to its right).
+    pub fn split_at(&self, price: f64) -> (Sums, Sums, Sums) {
+        let mut low = Sums::default();
+        let mut high = Sums::default();
+        let mut i = self.root;
+        while i != NIL {
+            let n = &self.nodes[i as usize];
+            if n.key < price {
+                low += self.sums(n.left) + n.own;
+                i = n.right;
+            } else if n.key > price {
+                high += n.own + self.sums(n.right);
+                i = n.left;
+            } else {
+                return (low + self.sums(n.left), n.own, self.sums(n.right) + high);
+            }
+        }
+        (low, Sums::default(), high)
+    }
+
     /// Multiply every quantity by `factor`, a power of two (so that every sum stays exactly
     /// what adding up the scaled entries gives, unless it leaves the normal range).
     pub fn scale(&mut self, factor: f64) {
@@ -292,6 +313,17 @@ mod tests {
         assert_eq!(split3(&|_| false, &|_| true), (0.0, 31.0, 0.0));
         assert_eq!(split3(&|_| true, &|_| true), (31.0, 0.0, 0.0));
         assert_eq!(split3(&|_| false, &|_| false), (0.0, 0.0, 31.0));
+        for (price, expect) in [
+            (10.0, (18.0, 9.0, 4.0)),
+            (9.0, (18.0, 0.0, 13.0)),
+            (5.0, (0.0, 2.0, 29.0)),
+            (20.0, (27.0, 4.0, 0.0)),
+            (1.0, (0.0, 0.0, 31.0)),
+            (99.0, (31.0, 0.0, 0.0)),
+        ] {
+            let (a, b, c) = t.split_at(price);
+            assert_eq!((q(a), q(b), q(c)), expect, "price {price}");
+        }
         t.scale(0.5);
         assert_eq!(t.totals().q, 15.5);
         let qp = 2.0 / 5.0 + 16.0 / 7.5 + 9.0 / 10.0 + 4.0 / 20.0;
@@ -330,11 +362,12 @@ mod tests {
         };
         let probe = |t: &PriceTree| {
             let mut out = vec![t.totals().q.to_bits(), t.totals().qp.to_bits()];
-            for k in 0..80 {
+            for (k, entry) in entries.iter().take(80).enumerate() {
                 let x = k as f64;
                 let (a, b) = t.split(|p| p < x);
                 let (c, d, e) = t.split3(|p| p < x, |p| p <= x + 3.5);
-                for s in [a, b, c, d, e] {
+                let (f, g, h) = t.split_at(entry.0);
+                for s in [a, b, c, d, e, f, g, h] {
                     out.extend([s.q.to_bits(), s.qp.to_bits()]);
                 }
             }

@@ -80,7 +80,7 @@ impl Cohorts {
     /// `price * sum(q_i / p_i) - sum(q_i)`, those above gain `sum(q_i) - price * sum(q_i / p_i)`
     /// (each clamped at 0, the sign of its terms), those at the price add nothing.
     pub fn mean_pnl(&self, price: f64) -> Option<f64> {
-        let (below, at, above) = self.tree.split3(|p| p < price, |p| p <= price);
+        let (below, at, above) = self.tree.split_at(price);
         let total = below.q + at.q + above.q;
         let loss = (price * below.qp - below.q).max(0.0);
         let gain = (above.q - price * above.qp).max(0.0);
