@@ -6,7 +6,7 @@ use datafusion::common::ScalarValue;
 use datafusion::error::Result;
 use datafusion::logical_expr::WindowUDF;
 
-use super::scores::{pct_rank, rank_of_mean, valid};
+use super::scores::{RankFractions, pct_rank, rank_of_mean, valid};
 use crate::common::doc;
 use crate::common::window::{PartitionKernel, finite_array, partition_window};
 
@@ -15,8 +15,8 @@ struct CrowdedScore;
 
 impl PartitionKernel for CrowdedScore {
     fn evaluate(&self, columns: &[&Float64Array], rows: usize) -> Result<ArrayRef> {
-        let ranks: Vec<Vec<Option<f64>>> = columns.iter().map(|c| pct_rank(&valid(c))).collect();
-        Ok(finite_array(rank_of_mean(&ranks, rows)))
+        let ranks: Vec<RankFractions> = columns.iter().map(|c| pct_rank(&valid(c))).collect();
+        Ok(finite_array(rank_of_mean("crowded_score", &ranks, rows)?))
     }
 }
 
@@ -33,7 +33,8 @@ pub fn crowded_score() -> WindowUDF {
             "Crowded-short score 0..100: each input's cs_rank within the date (r / n among its valid \
              values), their mean over the inputs available on the row, then round(100 * cs_rank(mean)) \
              over the rows that have a mean (rounding halves away from zero, as SQL round). NULL when \
-             no input is valid.",
+             no input is valid. Ranks are fractions of integers and all of this is done in exact \
+             integer arithmetic, so means that are equal are ties.",
             "crowded_score(short_value, fee_bps, days_to_cover, short_interest_float) OVER (PARTITION BY date)",
             &[
                 ("short_value", "USD value on loan"),

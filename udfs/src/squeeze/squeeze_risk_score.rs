@@ -26,9 +26,10 @@ impl PartitionKernel for SqueezeRiskScore {
             .collect();
         let pain = pct_rank(&pain);
         Ok(finite_array(rank_of_mean(
+            "squeeze_risk_score",
             &[crowded, fee_change, pain],
             rows,
-        )))
+        )?))
     }
 }
 
@@ -46,7 +47,8 @@ pub fn squeeze_risk_score() -> WindowUDF {
              cs_rank(crowded_score), cs_rank(fee_change) and cs_rank(-(0.5*pnl5 + 0.3*pnl20 + \
              0.2*pnl60)) over the inputs available on the row (the P&L term needs all three), then \
              round(100 * cs_rank(mean)) over the rows of the date (halves away from zero). NULL when \
-             no input is available.",
+             no input is available. The ranks, their means and the rounding are exact (integer \
+             arithmetic), so means that are equal are ties.",
             "squeeze_risk_score(crowded_score, fee_change, short_pnl_5d, short_pnl_20d, short_pnl_60d) OVER (PARTITION BY date)",
             &[
                 ("crowded_score", "crowded_score of the row"),

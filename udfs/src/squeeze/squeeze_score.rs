@@ -6,34 +6,44 @@ use datafusion::common::ScalarValue;
 use datafusion::error::Result;
 use datafusion::logical_expr::WindowUDF;
 
-use super::scores::{descending_rank_100, mean_available, valid};
+use super::scores::{descending_rank_100, valid};
 use crate::common::doc;
 use crate::common::window::{PartitionKernel, finite_array, partition_window_with_flags};
 
 #[derive(Debug)]
 struct SqueezeScore;
 
-/// A Boolean input read as 1.0 / 0.0: true when valid and non-zero, NULL = false.
-fn flag(column: &Float64Array, i: usize) -> f64 {
+/// A Boolean input read as 1 / 0: true when valid and non-zero, NULL = false.
+fn flag(column: &Float64Array, i: usize) -> u64 {
     use arrow::array::Array;
-    f64::from(u8::from(
-        column.is_valid(i) && column.value(i) != 0.0 && !column.value(i).is_nan(),
-    ))
+    u64::from(column.is_valid(i) && column.value(i) != 0.0 && !column.value(i).is_nan())
 }
 
 impl PartitionKernel for SqueezeScore {
     fn evaluate(&self, columns: &[&Float64Array], rows: usize) -> Result<ArrayRef> {
-        let ranks: Vec<Vec<Option<f64>>> = columns[..3]
+        let ranks: Vec<Vec<Option<u64>>> = columns[..3]
             .iter()
             .map(|c| descending_rank_100(&valid(c)))
             .collect();
         let out = (0..rows).map(|i| {
-            let composite = mean_available(&[ranks[0][i], ranks[1][i], ranks[2][i]])?;
-            let bonus = (20.0 * flag(columns[3], i)
-                + 10.0 * flag(columns[4], i)
-                + 10.0 * flag(columns[5], i))
-            .min(30.0);
-            Some((composite - bonus).max(1.0))
+            // composite - bonus = (sum - k * bonus) / k over the k available integer ranks:
+            // compared and divided as integers, so equal scores are equal doubles.
+            let (sum, k) = ranks
+                .iter()
+                .filter_map(|r| r[i])
+                .fold((0u64, 0u64), |(s, k), r| (s + r, k + 1));
+            if k == 0 {
+                return None;
+            }
+            let bonus =
+                (20 * flag(columns[3], i) + 10 * flag(columns[4], i) + 10 * flag(columns[5], i))
+                    .min(30);
+            let (sum, floor) = (sum as i64, (k + k * bonus) as i64);
+            Some(if sum <= floor {
+                1.0
+            } else {
+                (sum - (k * bonus) as i64) as f64 / k as f64
+            })
         });
         Ok(finite_array(out))
     }
@@ -55,7 +65,8 @@ pub fn squeeze_score() -> WindowUDF {
              the rows of the date where that input is valid. The composite is the mean of the \
              available ranks (NULL if none). Events improve it: bonus = min(30, 20*news + \
              10*earnings + 10*abnormal_volume) (Boolean inputs, NULL = false); the result is \
-             max(1, composite - bonus). Inputs as in the squeeze_inputs view.",
+             max(1, composite - bonus), computed exactly (equal scores are equal doubles). Inputs \
+             as in the squeeze_inputs view.",
             "squeeze_score(otm, otm_max20, near_breakeven, news, earnings, abnormal_volume) OVER (PARTITION BY date)",
             &[
                 ("otm", "short_cohort_otm: share of shorts losing money"),

@@ -12,6 +12,24 @@
 //! row, not even in its last bit. Pro-rata covers multiply a global scale instead of touching
 //! every cohort. Prices must be positive (a price of 0 or below counts as invalid), quantities
 //! non-negative.
+//!
+//! **Exactness** (these feed cross-sectional ranks, where an ulp decides an order). A share is
+//! `a / (a + b)` with `a` the quantity that qualifies and `b` the rest, each summed over its own
+//! cohorts, never `a / total` with the total summed in another order. So:
+//! - every cohort qualifies: exactly 1; none does: exactly 0; always within [0, 1];
+//! - the P&L sums the cohorts below, at and above the price apart: cohorts entered at today's
+//!   price add exactly 0 (every cohort there: exactly 0), and losses and gains are each summed
+//!   over their own side and kept >= 0, so with every cohort below the price the P&L is never
+//!   positive, with every one above never negative;
+//! - the same cohorts (entry price and stored quantity), in whatever order they arrived, give
+//!   the same bits: the tree's shape and sums depend on its entries only;
+//! - whole quantities without covers (or with covers by powers of two) are summed exactly, so
+//!   equal shares are equal doubles (`a / (a + b)` is one correctly rounded division).
+//!
+//! What is not guaranteed: after a cover by another factor, stored quantities are
+//! `q / scale`, rounded, and shares that are equal in exact arithmetic but reached through
+//! different covers can differ by a few ulps (the unmerged model, rounding `q_i * q_t / q_prev`
+//! at every cover, has the same limit; SPEC asks for 1e-9).
 
 use crate::common::price_tree::PriceTree;
 
@@ -43,29 +61,34 @@ impl Cohorts {
         }
         self.scale *= factor;
         if self.scale < 1e-100 {
-            self.tree.scale(self.scale);
-            self.scale = 1.0;
+            // Hand the tree the power of two nearest below the scale: multiplying by it is
+            // exact, so the tree's sums stay those of its entries (see `PriceTree::scale`), and
+            // the scale keeps the rest, in [1, 2).
+            let power = libm::ldexp(1.0, libm::ilogb(self.scale));
+            self.tree.scale(power);
+            self.scale /= power;
         }
     }
 
     /// Share of quantity entered at a price strictly below `price`.
     pub fn share_below(&self, price: f64) -> Option<f64> {
-        let total = self.tree.totals().0;
-        (total > 0.0).then(|| self.tree.quantity_while(|p| p < price) / total)
+        let (below, rest) = self.tree.split(|p| p < price);
+        share(below.q, rest.q)
     }
 
-    /// Quantity-weighted mean of `(p_i - price) / p_i`.
+    /// Quantity-weighted mean of `(p_i - price) / p_i`: the cohorts below the price lose
+    /// `price * sum(q_i / p_i) - sum(q_i)`, those above gain `sum(q_i) - price * sum(q_i / p_i)`
+    /// (each clamped at 0, the sign of its terms), those at the price add nothing.
     pub fn mean_pnl(&self, price: f64) -> Option<f64> {
-        let (total, over_price) = self.tree.totals();
-        (total > 0.0).then(|| 1.0 - price * over_price / total)
+        let (below, at, above) = self.tree.split_at(price);
+        let total = below.q + at.q + above.q;
+        let loss = (price * below.qp - below.q).max(0.0);
+        let gain = (above.q - price * above.qp).max(0.0);
+        (total > 0.0).then(|| (gain - loss) / total)
     }
 
     /// Share of quantity with `|(p_i - price) / p_i| <= band`.
     pub fn share_within(&self, price: f64, band: f64) -> Option<f64> {
-        let total = self.tree.totals().0;
-        if total <= 0.0 {
-            return None;
-        }
         // The SPEC predicate abs((p - price) / p) <= band holds for p in
         // [price / (1 + band), price / (1 - band)]; far from those bounds a comparison decides,
         // near them (within 1e-9 relative) the exact SPEC formula does.
@@ -85,12 +108,19 @@ impl Cohorts {
             f64::INFINITY
         };
         let lower = price / (1.0 + band);
-        let within = self.tree.quantity_between(
+        let (below, within, above) = self.tree.split3(
             |p| decide(p, lower, &|p| rel(p) < -band),
             |p| decide(p, upper, &|p| rel(p) <= band),
         );
-        Some((within / total).max(0.0))
+        share(within.q, below.q + above.q)
     }
+}
+
+/// `a / (a + b)` for the quantity `a` that qualifies and `b` that does not (both >= 0): exactly
+/// 1 when `b` is 0, exactly 0 when `a` is, never above 1; `None` when both are 0.
+fn share(a: f64, b: f64) -> Option<f64> {
+    let total = a + b;
+    (total > 0.0).then(|| a / total)
 }
 
 /// Run the model over a partition, measuring each valid row with `measure(cohorts, price)`.
@@ -162,6 +192,132 @@ mod tests {
             out.push(Some((otm, pnl, near)));
         }
         out
+    }
+
+    /// A xorshift generator of uniforms in [0, 1).
+    fn uniform(seed: u64) -> impl FnMut() -> f64 {
+        let mut state = seed;
+        move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state >> 11) as f64 / (1u64 << 53) as f64
+        }
+    }
+
+    /// Random histories, with the entry prices of the open cohorts tracked alongside: a share
+    /// is exactly 1 when every cohort qualifies and exactly 0 when none does (ties at the ends
+    /// are ties, whatever path led there), never outside [0, 1]; the P&L is exactly 0 when every
+    /// cohort entered at today's price and otherwise has the sign its terms share, if they do.
+    #[test]
+    fn shares_at_the_ends_are_exact() {
+        let mut rnd = uniform(0x2545_f491_4f6c_dd1d);
+        let mut seen = [0usize; 6];
+        for _ in 0..400 {
+            let n = 40;
+            let (mut q, mut p) = (vec![], vec![]);
+            let mut level = 1000.0 * (0.5 + rnd());
+            let mut price = 20.0 + (40.0 * rnd()).round() / 4.0;
+            for _ in 0..n {
+                let u = rnd();
+                level = if u < 0.4 {
+                    level + (1000.0 * rnd()).round()
+                } else if u < 0.7 {
+                    level * (0.5 + 0.5 * rnd())
+                } else {
+                    level
+                };
+                // Mostly rising prices, with stretches of no change.
+                let v = rnd();
+                price = if v < 0.3 {
+                    price
+                } else if v < 0.9 {
+                    price + 0.25 * (1.0 + (4.0 * rnd()).floor())
+                } else {
+                    (price - 0.25 * (1.0 + (8.0 * rnd()).floor())).max(1.0)
+                };
+                q.push(Some(level));
+                p.push(Some(price));
+            }
+            let otm = run(&q, &p, |c, pt| c.share_below(pt));
+            let pnl = run(&q, &p, |c, pt| c.mean_pnl(pt));
+            let near = run(&q, &p, |c, pt| c.share_within(pt, 0.05));
+            let mut entries: Vec<f64> = vec![];
+            let mut prev: Option<f64> = None;
+            for t in 0..n {
+                let (Some(qt), Some(pt)) = (q[t], p[t]) else {
+                    unreachable!("every row is valid")
+                };
+                if prev.is_none_or(|pr| qt > pr) {
+                    entries.push(pt);
+                }
+                prev = Some(qt);
+                let (Some(o), Some(pl), Some(nb)) = (otm[t], pnl[t], near[t]) else {
+                    panic!("row {t} has cohorts")
+                };
+                assert!((0.0..=1.0).contains(&o), "otm {o}");
+                assert!((0.0..=1.0).contains(&nb), "near {nb}");
+                if entries.iter().all(|e| *e < pt) {
+                    assert_eq!(o, 1.0, "every cohort below the price");
+                    assert!(pl < 0.0);
+                    seen[0] += 1;
+                }
+                if entries.iter().all(|e| *e >= pt) {
+                    assert_eq!(o, 0.0, "no cohort below the price");
+                    assert!(pl >= 0.0);
+                    seen[1] += 1;
+                }
+                if entries.iter().all(|e| *e == pt) {
+                    assert_eq!(pl, 0.0, "every cohort at the price");
+                    seen[2] += 1;
+                }
+                let within = |e: &f64| ((e - pt) / e).abs() <= 0.05;
+                if entries.iter().all(within) {
+                    assert_eq!(nb, 1.0, "every cohort near break-even");
+                    seen[3] += 1;
+                } else if !entries.iter().any(within) {
+                    assert_eq!(nb, 0.0, "no cohort near break-even");
+                    seen[4] += 1;
+                } else {
+                    seen[5] += 1;
+                }
+            }
+        }
+        assert!(seen.iter().all(|s| *s > 100), "{seen:?}");
+    }
+
+    /// The same cohorts, arrived in any order, give the same answers bit for bit (the tree's
+    /// shape and sums depend on its entries only).
+    #[test]
+    fn same_cohorts_same_bits() {
+        let mut rnd = uniform(0x9e37_79b9_7f4a_7c15);
+        let entries: Vec<(f64, f64)> = (0..200)
+            .map(|i| (0.1 * (1.0 + (1e4 * rnd()).floor()), 10.0 + 0.01 * i as f64))
+            .collect();
+        let measure = |order: &[usize]| {
+            let mut c = Cohorts::new();
+            for i in order {
+                c.add(entries[*i].0, entries[*i].1);
+            }
+            (0..60)
+                .map(|k| {
+                    let price = 9.9 + 0.04 * k as f64;
+                    (
+                        c.share_below(price).map(f64::to_bits),
+                        c.mean_pnl(price).map(f64::to_bits),
+                        c.share_within(price, 0.05).map(f64::to_bits),
+                    )
+                })
+                .collect::<Vec<_>>()
+        };
+        let mut order: Vec<usize> = (0..entries.len()).collect();
+        let first = measure(&order);
+        for _ in 0..5 {
+            for i in (1..order.len()).rev() {
+                order.swap(i, (rnd() * (i + 1) as f64) as usize);
+            }
+            assert_eq!(measure(&order), first);
+        }
     }
 
     #[test]
