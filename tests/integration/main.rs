@@ -10,6 +10,7 @@ mod crosscheck;
 mod demo;
 mod deploy;
 mod flight;
+mod front_door;
 mod generated_data;
 mod joins;
 mod operations;
