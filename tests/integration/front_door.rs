@@ -139,7 +139,7 @@ async fn query_errors_have_their_code_and_a_plain_message() {
     let cases = [
         ("SELECT 1/0", tonic::Code::InvalidArgument, "Divide by zero"),
         (
-            "SELECT security_id, fee_bps / (dcbs - dcbs) AS x FROM lending",
+            "SELECT security_id, dcbs / (dcbs - dcbs) AS x FROM lending",
             tonic::Code::InvalidArgument,
             "Divide by zero",
         ),
