@@ -4,12 +4,13 @@
 //! person needs is at its root, and its kind decides the gRPC status a client gets.
 //! [`classify`] walks the chain to that root. On a cluster the error of a task crosses from
 //! the worker to the coordinator as text that Ballista formats with `{:?}`, so the worker puts
-//! the classified error into that text between markers ([`tag`]) and the coordinator takes it
-//! out again ([`untag`]): no Rust debug text reaches a client.
+//! the classified error into that text between markers ([`task_error`], [`tag`]) and the
+//! coordinator takes it out again ([`untag`]): no Rust debug text reaches a client.
 
 use std::error::Error;
 
 use arrow::error::ArrowError;
+use ballista_core::error::BallistaError;
 use datafusion::error::DataFusionError;
 
 use crate::error::LendfusionError;
@@ -138,7 +139,7 @@ fn step<'a>(error: &'a (dyn Error + 'static)) -> Step<'a> {
             LendfusionError::Config(_) => Classified::new(ErrorKind::Internal, e),
         });
     }
-    if let Some(e) = error.downcast_ref::<ballista_core::error::BallistaError>() {
+    if let Some(e) = error.downcast_ref::<BallistaError>() {
         return ballista_step(e);
     }
     if let Some(e) = error.downcast_ref::<Classified>() {
@@ -230,8 +231,8 @@ fn arrow_step(e: &ArrowError) -> Step<'_> {
     Step::Done(Classified::new(kind, e))
 }
 
-fn ballista_step(e: &ballista_core::error::BallistaError) -> Step<'_> {
-    use ballista_core::error::BallistaError as B;
+fn ballista_step(e: &BallistaError) -> Step<'_> {
+    use BallistaError as B;
     let kind = match e {
         B::DataFusionError(inner) => return datafusion_step(inner),
         B::ArrowError(inner) => return arrow_step(inner),
@@ -340,9 +341,66 @@ pub fn without_debug_text(text: &str) -> String {
     out.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
+/// A task's error as the coordinator can read it. Ballista sends a failed task's error to the
+/// scheduler formatted with `{:?}`; the error is classified here, where it has its type, and
+/// travels as the kind and plain message between markers that survive that formatting
+/// (this module). The errors the scheduler acts on stay what they are: a
+/// lost shuffle partition and a cancelled task as Ballista's, an I/O error as an I/O error
+/// (the scheduler runs the task again), its message classified.
+pub fn task_error(e: DataFusionError) -> DataFusionError {
+    match scheduler_kind(&e) {
+        SchedulerKind::Ballista => e,
+        SchedulerKind::Io(kind) => {
+            DataFusionError::IoError(std::io::Error::new(kind, tag(&classify(&e))))
+        }
+        SchedulerKind::Failure => {
+            DataFusionError::External(Box::new(BallistaError::General(tag(&classify(&e)))))
+        }
+    }
+}
+
+/// How Ballista's scheduler treats a task's error.
+enum SchedulerKind {
+    /// A shuffle fetch failure (the stage before runs again) or a cancellation.
+    Ballista,
+    /// An I/O error: the task runs again.
+    Io(std::io::ErrorKind),
+    /// The query fails.
+    Failure,
+}
+
+/// What Ballista makes of `e` (`From<BallistaError> for FailedTask`), seeing through the
+/// wrappers Ballista itself puts around errors.
+fn scheduler_kind(e: &DataFusionError) -> SchedulerKind {
+    let mut current = e;
+    for _ in 0..16 {
+        let root = current.find_root();
+        if let DataFusionError::IoError(io) = root {
+            return SchedulerKind::Io(io.kind());
+        }
+        let ballista = [current, root].into_iter().find_map(|e| match e {
+            DataFusionError::External(inner) => inner.downcast_ref::<BallistaError>(),
+            _ => None,
+        });
+        match ballista {
+            Some(BallistaError::FetchFailed(..) | BallistaError::Cancelled) => {
+                return SchedulerKind::Ballista;
+            }
+            Some(BallistaError::IoError(io)) => {
+                return SchedulerKind::Io(io.kind());
+            }
+            Some(BallistaError::DataFusionError(inner)) => current = inner,
+            _ => return SchedulerKind::Failure,
+        }
+    }
+    SchedulerKind::Failure
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use ballista_core::serde::protobuf::FailedTask;
+    use ballista_core::serde::protobuf::failed_task::FailedReason;
     use std::sync::Arc;
 
     #[test]
@@ -403,5 +461,54 @@ mod tests {
             without_debug_text(text),
             "Custom { kind: Other, error: disk (sda) full }"
         );
+    }
+
+    /// What the scheduler receives for a task that failed with `e`.
+    fn failed(e: DataFusionError) -> FailedTask {
+        FailedTask::from(BallistaError::from(task_error(e)))
+    }
+
+    #[test]
+    fn task_errors_reach_the_scheduler_classified() {
+        let divide = DataFusionError::Shared(std::sync::Arc::new(DataFusionError::External(
+            Box::new(ArrowError::DivideByZero),
+        )));
+        let task = failed(divide);
+        assert!(matches!(
+            task.failed_reason,
+            Some(FailedReason::ExecutionError(_))
+        ));
+        let c = untag(&task.error).expect("classified");
+        assert_eq!(c.kind, ErrorKind::InvalidArgument);
+        assert_eq!(c.message, "Divide by zero error");
+
+        // I/O stays retryable; Ballista's own errors stay structural.
+        let io = DataFusionError::IoError(std::io::Error::other("disk full"));
+        let task = failed(io);
+        assert!(task.retryable, "{task:?}");
+        assert!(
+            untag(&task.error)
+                .expect("classified")
+                .message
+                .contains("disk full")
+        );
+        // Wrapped by Ballista's shuffle writer, as a stage's errors arrive.
+        let wrapped = BallistaError::DataFusionError(Box::new(DataFusionError::Execution(
+            "dcbs: bad breakpoints".into(),
+        )))
+        .into_datafusion();
+        let c = untag(&failed(wrapped).error).expect("classified");
+        assert_eq!(c.message, "dcbs: bad breakpoints");
+        let fetch = BallistaError::FetchFailed("w1".into(), 1, 2, "gone".into()).into_datafusion();
+        let task = failed(fetch);
+        assert!(matches!(
+            task.failed_reason,
+            Some(FailedReason::FetchPartitionError(_))
+        ));
+        let task = failed(BallistaError::Cancelled.into_datafusion());
+        assert!(matches!(
+            task.failed_reason,
+            Some(FailedReason::TaskKilled(_))
+        ));
     }
 }
