@@ -10,6 +10,7 @@ use datafusion::execution::SendableRecordBatchStream;
 use datafusion::execution::context::SessionContext;
 use lendfusion_coordinator::client::{FlightSqlConnection, RemoteError};
 use lendfusion_core::diagnose::explain_error;
+use lendfusion_core::error_kind::classify;
 use lendfusion_core::query::stream_sql;
 use lendfusion_core::{LendfusionConfig, session_context};
 
@@ -33,6 +34,8 @@ pub struct SqlArgs {
     #[arg(long, value_enum, default_value_t = Format::Table)]
     format: Format,
     /// The statement to run; without it, an interactive shell (or statements from stdin).
+    /// It may start with `-` (a `-- comment`); `--` before it also ends the options.
+    #[arg(allow_hyphen_values = true)]
     statement: Option<String>,
 }
 
@@ -109,11 +112,12 @@ async fn run_statement(
     }
 }
 
-/// A server's error as the server phrased it (with its gRPC code), others as they are.
+/// A server's error as the server phrased it (with its gRPC code), others as their plain
+/// message (the root of the engine's error chain, as a server would send it).
 fn remote_message(e: DataFusionError) -> Box<dyn std::error::Error + Send + Sync> {
     match e {
         DataFusionError::External(inner) if inner.is::<RemoteError>() => inner,
-        other => Box::new(other),
+        other => Box::new(classify(&other)),
     }
 }
 

@@ -245,3 +245,87 @@ fn probe_exits_zero_only_on_200() {
     assert!(!down.status.success());
     assert!(String::from_utf8_lossy(&down.stderr).contains("no answer"));
 }
+
+/// The statement is whatever follows `sql`: SQL starting with a `-- comment` is not an option,
+/// and `--` before it ends the options too.
+#[test]
+fn a_statement_may_start_with_a_comment() {
+    for args in [
+        vec!["sql", "--format", "csv", "-- a comment\nSELECT 1 AS a"],
+        vec![
+            "sql",
+            "--format",
+            "csv",
+            "--",
+            "-- a comment\nSELECT 1 AS a",
+        ],
+        vec!["sql", "--", "SELECT 1 AS a"],
+        vec!["sql", "-- leading\nSELECT 1 AS a", "--format", "csv"],
+    ] {
+        let out = ok(&lendfusion(&args));
+        assert!(out.contains('1'), "{args:?}: {out}");
+        if args.contains(&"csv") {
+            assert_eq!(out, "a\n1\n", "{args:?}");
+        }
+    }
+    // An option that does not exist is still refused.
+    let bad = lendfusion(&["sql", "--fromat", "csv", "SELECT 1"]);
+    assert!(!bad.status.success());
+}
+
+/// CSV has no list, struct or map type: those columns are printed as the table does (a list
+/// as `[a, b, c]`), quoted as CSV requires when they hold commas.
+#[test]
+fn csv_prints_lists_structs_and_maps() {
+    let out = ok(&lendfusion(&[
+        "sql",
+        "--format",
+        "csv",
+        "SELECT make_array(1.5, 2.0, -3.25) AS l, make_array(1.0, NULL) AS n, \
+         CAST(NULL AS DOUBLE[]) AS e, named_struct('a', 1, 'b', 'x') AS s, \
+         map(['k'], [2]) AS m, 'plain' AS t",
+    ]));
+    assert_eq!(
+        out,
+        "l,n,e,s,m,t\n\"[1.5, 2.0, -3.25]\",\"[1.0, null]\",,\"{a: 1, b: x}\",{k: 2},plain\n"
+    );
+    // An empty result still has its header; one element needs no quotes.
+    let out = ok(&lendfusion(&[
+        "sql",
+        "--format",
+        "csv",
+        "SELECT make_array(1.0) AS l FROM (VALUES (1)) AS v(x) WHERE x > 1",
+    ]));
+    assert_eq!(out, "l\n");
+    let out = ok(&lendfusion(&[
+        "sql",
+        "--format",
+        "csv",
+        "SELECT make_array(1.0) AS l",
+    ]));
+    assert_eq!(out, "l\n[1.0]\n");
+}
+
+/// An aggregate that returns a list, on a generated panel.
+#[test]
+fn csv_prints_fama_macbeth_coefficients() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = dir.path().join("panel");
+    generate(&root);
+    let data = root.to_str().expect("path");
+    let out = ok(&lendfusion(&[
+        "sql",
+        "--data",
+        data,
+        "--format",
+        "csv",
+        "SELECT date, fm_coefficients(fee_bps, on_loan_qty / lendable_qty) AS coef FROM lending \
+         WHERE date = '2021-01-04' GROUP BY date",
+    ]));
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines[0], "date,coef", "{out}");
+    assert_eq!(lines.len(), 2, "{out}");
+    assert!(lines[1].starts_with("2021-01-04,\"["), "{out}");
+    assert!(lines[1].ends_with("]\""), "{out}");
+    assert_eq!(lines[1].matches(", ").count(), 1, "{out}");
+}

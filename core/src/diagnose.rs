@@ -17,6 +17,7 @@ use parquet::arrow::parquet_to_arrow_schema;
 use parquet::file::metadata::{ParquetMetaData, ParquetMetaDataReader};
 
 use crate::error::{LendfusionError, Result};
+use crate::error_kind::{ErrorKind, untag, without_debug_text};
 use crate::object_stores::store_path;
 use crate::strict_adapter::{SCHEMA_MISMATCH, schema_problems};
 use crate::tables::DatedTable;
@@ -280,41 +281,68 @@ fn may_be_file_error(err: &DataFusionError) -> bool {
     match err.find_root() {
         DataFusionError::ParquetError(_) | DataFusionError::ArrowError(_, _) => true,
         DataFusionError::ObjectStore(_) => false,
-        other => {
-            let text = other.to_string();
-            // On a cluster the worker's error arrives as the text of a failed job.
-            let lower = text.to_ascii_lowercase();
-            text.contains(SCHEMA_MISMATCH)
-                || lower.contains("parquet")
-                || text.contains("ArrowError")
-                || lower.contains("non-nullable")
-                || lower.contains("physical schema")
-        }
+        // On a cluster the worker's error arrives as the text of a failed job.
+        other => may_be_file_error_text(&other.to_string()),
     }
 }
 
-/// Replace a query error by one naming the offending file, when a bad file explains it.
+/// Whether an error known by its text (a failed job's) may come from a bad data file.
+pub fn may_be_file_error_text(text: &str) -> bool {
+    let lower = text.to_ascii_lowercase();
+    text.contains(SCHEMA_MISMATCH)
+        || lower.contains("parquet")
+        || text.contains("ArrowError")
+        || lower.contains("non-nullable")
+        || lower.contains("physical schema")
+        || untag(text).is_some_and(|c| c.kind == ErrorKind::BadFile)
+}
+
+/// Replace a query error by one naming the offending file, when a bad file explains it; an
+/// error a worker classified (`crate::error_kind`) becomes its plain message.
 pub async fn explain_error(ctx: &SessionContext, err: DataFusionError) -> DataFusionError {
     if let Some(lost) = crate::cluster::coordinator_connection_lost(ctx, &err) {
         return lost;
     }
-    if !may_be_file_error(&err) {
-        return err;
+    let text = err.to_string();
+    let classified = untag(&text);
+    if may_be_file_error(&err) {
+        let failure = classified
+            .as_ref()
+            .map_or(text.as_str(), |c| c.message.as_str());
+        if let Some(named) = name_bad_file(ctx, failure).await {
+            return named;
+        }
     }
+    match classified {
+        Some(classified) => DataFusionError::External(Box::new(classified)),
+        None => err,
+    }
+}
+
+/// The error naming the first bad file of the session's tables, with `failure` (what the
+/// query failed with) appended; `None` when every file is fine.
+pub async fn name_bad_file(ctx: &SessionContext, failure: &str) -> Option<DataFusionError> {
     let tables = dated_tables(ctx).await;
     match check_tables(ctx, &tables).await {
         Ok(bad) if !bad.is_empty() => {
+            let failure = if failure.contains("Job failed") {
+                without_debug_text(failure)
+            } else {
+                failure.to_string()
+            };
             let first = &bad[0];
             let more = if bad.len() > 1 {
                 format!(" (and {} more bad file(s))", bad.len() - 1)
             } else {
                 String::new()
             };
-            DataFusionError::External(Box::new(LendfusionError::BadFile {
-                file: first.url.clone(),
-                message: format!("{}{more}; the query failed with: {err}", first.message),
-            }))
+            Some(DataFusionError::External(Box::new(
+                LendfusionError::BadFile {
+                    file: first.url.clone(),
+                    message: format!("{}{more}; the query failed with: {failure}", first.message),
+                },
+            )))
         }
-        _ => err,
+        _ => None,
     }
 }

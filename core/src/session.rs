@@ -16,6 +16,7 @@ use url::Url;
 use crate::aligned_join::AlignPartitionedJoins;
 use crate::config::LendfusionConfig;
 use crate::error::{LendfusionError, Result};
+use crate::memory_fetch::LimitAboveMemoryScans;
 use crate::object_stores::{LendfusionObjectStores, parse_root, store_path};
 use crate::schema::TABLE_NAMES;
 use crate::tables::DatedTable;
@@ -115,7 +116,10 @@ pub async fn session_context_with(
         .with_default_features();
     // Joins are aligned before our sort rules see the plan (they rewrite the sorts above).
     let builder = builder.with_physical_optimizer_rule(Arc::new(AlignPartitionedJoins));
-    let mut state = lendfusion_udfs::with_optimizer_rules(builder).build();
+    // Last: in cluster plans, a LIMIT pushed into an in-memory scan moves back above it.
+    let mut state = lendfusion_udfs::with_optimizer_rules(builder)
+        .with_physical_optimizer_rule(Arc::new(LimitAboveMemoryScans))
+        .build();
     lendfusion_udfs::register_all(&mut state)?;
     let ctx = SessionContext::new_with_state(state);
     if let Some(root) = &config.data {

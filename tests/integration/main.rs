@@ -10,6 +10,7 @@ mod crosscheck;
 mod demo;
 mod deploy;
 mod flight;
+mod front_door;
 mod gaps;
 mod generated_data;
 mod joins;

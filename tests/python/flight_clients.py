@@ -157,11 +157,17 @@ def test_read_only_and_errors():
         ("SELECT cs_rank(fee_bps, 1, 2) OVER (PARTITION BY date) FROM lending", "INVALID_ARGUMENT"),
         ("SELECT * FROM no_such_table", "NOT_FOUND"),
         ("", "INVALID_ARGUMENT"),
+        # Run-time errors the query causes, found on a worker.
+        ("SELECT 1/0", "INVALID_ARGUMENT"),
+        ("SELECT CAST(security_id AS INT) FROM lending", "INVALID_ARGUMENT"),
+        ("SELECT dcbs(fee_bps, make_array(9.0, 8.0, 7.0, 6.0, 5.0, 4.0, 3.0, 2.0, 1.0)) FROM lending", "INVALID_ARGUMENT"),
     ]
+    debug_text = ("DataFusionError(", "Shared(", "External(", "ArrowError(", "Some(", "General(")
     for sql, expected in expectations:
         code, details = status_of(sql)
         check(code == expected, f"{sql!r} gave {code}, expected {expected}: {details}")
         check(details, f"{sql!r}: no message")
+        check(not any(d in details for d in debug_text), f"{sql!r}: debug text in {details!r}")
         still_answers()
     # The catalog's own tables answer (they are served by the coordinator itself).
     for sql in ["SHOW TABLES", "SELECT table_name FROM information_schema.columns WHERE column_name = 'fee_bps'"]:

@@ -1,5 +1,6 @@
 //! Every task a worker runs, counted in the metrics and logged with its query id (the
-//! coordinator's job id, which the coordinator logs with the query's SQL).
+//! coordinator's job id, which the coordinator logs with the query's SQL). A failed task's
+//! error is classified here, where it still has its type (`lendfusion_core::error_kind`).
 
 use std::fmt;
 use std::sync::Arc;
@@ -12,6 +13,7 @@ use ballista_executor::execution_engine::QueryStageExecutor;
 use datafusion::error::Result;
 use datafusion::execution::TaskContext;
 use datafusion::physical_plan::metrics::MetricsSet;
+use lendfusion_core::error_kind::task_error;
 use lendfusion_core::ops::metrics::{hold, metrics};
 
 /// A query stage whose tasks are counted and logged; everything else is the inner stage's.
@@ -73,7 +75,7 @@ impl QueryStageExecutor for ObservedStage {
                 tracing::warn!(query_id = %query_id, stage, task = task_id, error = %e, "task failed");
             }
         }
-        result
+        result.map_err(task_error)
     }
 
     fn collect_plan_metrics(&self) -> Vec<MetricsSet> {

@@ -19,18 +19,16 @@ use std::time::{Duration, Instant};
 
 use arrow::datatypes::SchemaRef;
 use ballista_core::serde::protobuf::{PartitionLocation, SuccessfulJob, job_status};
-use datafusion::error::DataFusionError;
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion::prelude::SessionContext;
 use lendfusion_core::ServerSettings;
-use lendfusion_core::diagnose::explain_error;
 use lendfusion_core::ops::lifecycle::is_draining;
 use lendfusion_core::ops::metrics::{hold, metrics};
 use tokio::sync::watch;
 use tonic::Status;
 
 use super::auth::Principal;
-use super::statements::{status_of, status_of_message};
+use super::statements::job_failure_status;
 use crate::Scheduler;
 
 /// A finished query: its result waits on the workers (or, for a statement the coordinator ran
@@ -323,12 +321,7 @@ impl JobRunner {
                     Some(job_status::Status::Failed(failed)) => {
                         job.finished();
                         tracing::warn!(query_id = %job_id, error = %failed.error, "query failed");
-                        let explained =
-                            explain_error(ctx, DataFusionError::Execution(failed.error)).await;
-                        return Err(match &explained {
-                            DataFusionError::Execution(message) => status_of_message(message),
-                            other => status_of(other),
-                        });
+                        return Err(job_failure_status(ctx, &failed.error).await);
                     }
                     Some(_) => {}
                     None => {

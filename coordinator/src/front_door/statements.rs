@@ -11,7 +11,8 @@ use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::error::DataFusionError;
 use datafusion::logical_expr::{LogicalPlan, Statement};
 use datafusion::prelude::SessionContext;
-use lendfusion_core::LendfusionError;
+use lendfusion_core::diagnose::{may_be_file_error_text, name_bad_file};
+use lendfusion_core::error_kind::{ErrorKind, classify, untag, without_debug_text};
 use tonic::Status;
 
 /// Plan `sql` into a logical plan; errors become statuses.
@@ -63,33 +64,47 @@ fn refusal(plan: &LogicalPlan) -> Option<String> {
     found
 }
 
-/// The gRPC status for a query error, with the engine's message.
+/// The gRPC status for a query error: its kind's code and its plain message (the root of the
+/// error chain, no Rust debug text).
 pub fn status_of(error: &DataFusionError) -> Status {
-    match error.find_root() {
-        DataFusionError::SQL(..) => Status::invalid_argument(error.to_string()),
-        DataFusionError::Plan(message) if is_missing_table(message) => {
-            Status::not_found(error.to_string())
+    // An error that carries a job's failure text, with a worker's classified error in it.
+    if let Some(classified) = untag(&error.to_string()) {
+        return classified.status();
+    }
+    if let DataFusionError::Execution(text) = error.find_root()
+        && text.starts_with("Job failed")
+    {
+        return status_of_message(text);
+    }
+    classify(error).status()
+}
+
+/// The status for a job that failed on the cluster, from the failure text the scheduler has.
+/// A worker classified the error where it happened (`lendfusion_core::error_kind`); a bad
+/// data file is then named by reading the footers of the tables' files.
+pub async fn job_failure_status(ctx: &SessionContext, text: &str) -> Status {
+    let classified = untag(text);
+    let file_trouble = match &classified {
+        Some(c) => c.kind == ErrorKind::BadFile || may_be_file_error_text(&c.message),
+        None => may_be_file_error_text(text),
+    };
+    if file_trouble {
+        let message = classified.as_ref().map_or(text, |c| c.message.as_str());
+        if let Some(named) = name_bad_file(ctx, message).await {
+            return status_of(&named);
         }
-        DataFusionError::Plan(_)
-        | DataFusionError::SchemaError(..)
-        | DataFusionError::NotImplemented(_) => Status::invalid_argument(error.to_string()),
-        DataFusionError::ResourcesExhausted(_) => Status::resource_exhausted(error.to_string()),
-        DataFusionError::ObjectStore(e) => match e.as_ref() {
-            object_store::Error::NotFound { .. } => Status::not_found(error.to_string()),
-            _ => Status::unavailable(error.to_string()),
-        },
-        DataFusionError::External(inner) => match inner.downcast_ref::<LendfusionError>() {
-            Some(LendfusionError::TableNotFound(_)) => Status::not_found(error.to_string()),
-            Some(LendfusionError::Storage(_)) => Status::unavailable(error.to_string()),
-            Some(LendfusionError::BadFile { .. }) => Status::failed_precondition(error.to_string()),
-            _ => status_of_message(&error.to_string()),
-        },
-        _ => status_of_message(&error.to_string()),
+    }
+    match classified {
+        Some(c) => c.status(),
+        None => status_of_message(text),
     }
 }
 
-/// The status for an error known only by its text (a failed job's reason).
+/// The status for an error known only by its text (a failed job's reason from a peer that
+/// did not classify it), without the Rust debug wrappers of that text.
 pub fn status_of_message(message: &str) -> Status {
+    let message = without_debug_text(message);
+    let message = message.as_str();
     let lower = message.to_ascii_lowercase();
     if lower.contains("resources exhausted") || lower.contains("resourcesexhausted") {
         Status::resource_exhausted(message)
@@ -100,6 +115,7 @@ pub fn status_of_message(message: &str) -> Status {
         || lower.contains("connection refused")
         || lower.contains("no executors")
         || lower.contains("no worker")
+        || lower.contains("fetch partition")
     {
         Status::unavailable(message)
     } else if is_missing_table(message) {
