@@ -20,7 +20,7 @@ scripts/setup-python.sh >/dev/null
 python="${LENDFUSION_TOOLS:-$HOME/.cache/lendfusion-tools}/venv/bin/python"
 if [ "$mode" = "--smoke" ]; then
   profile=debug
-  [ -n "${LENDFUSION_BIN:-}" ] || cargo build --locked -p lendfusion
+  [ -n "${LENDFUSION_BIN:-}" ] || cargo build --workspace --locked --bin lendfusion
   sizes=(40)          # securities; 1 year
   main=40
   years=("2019-01-01" "2019-12-31")
