@@ -3,6 +3,7 @@
 
 pub mod aligned_join;
 pub mod cluster;
+pub mod cross_sections;
 pub mod codec;
 pub mod config;
 pub mod config_reference;

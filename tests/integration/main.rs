@@ -9,6 +9,7 @@ mod cluster_faults;
 mod crosscheck;
 mod demo;
 mod deploy;
+mod factor_panel;
 mod flight;
 mod generated_data;
 mod joins;
