@@ -117,7 +117,8 @@ impl VisitorMut for AddSample {
             && let Some(WindowType::WindowSpec(spec)) = &mut function.over
             && !spec.partition_by.iter().any(is_security)
         {
-            spec.partition_by.push(Expr::Identifier(self.sample.clone()));
+            spec.partition_by
+                .push(Expr::Identifier(self.sample.clone()));
             self.rewritten += 1;
         }
         ControlFlow::Continue(())

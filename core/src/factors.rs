@@ -225,7 +225,9 @@ pub fn ever_member_sql(
 ) -> String {
     let mut conditions = vec![format!("v.universe = {}", quote_literal(universe))];
     if let Some(start) = start {
-        conditions.push(format!("(v.end_date IS NULL OR v.end_date >= DATE '{start}')"));
+        conditions.push(format!(
+            "(v.end_date IS NULL OR v.end_date >= DATE '{start}')"
+        ));
     }
     if let Some(end) = end {
         conditions.push(format!("v.start_date <= DATE '{end}'"));

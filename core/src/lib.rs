@@ -3,10 +3,10 @@
 
 pub mod aligned_join;
 pub mod cluster;
-pub mod cross_sections;
 pub mod codec;
 pub mod config;
 pub mod config_reference;
+pub mod cross_sections;
 pub mod diagnose;
 pub mod error;
 pub mod factors;

@@ -42,14 +42,17 @@ const EX_HTB: &str = "__lf_ex_htb";
 /// residuals, each within its sample.
 pub fn observations_sql(options: &ReportOptions) -> Result<String> {
     let expression = factor_sql(&options.factor);
-    let plan_error = |e: lendfusion_core::LendfusionError| DataFusionError::from(e);
     // The full side: cross-sections among the members (all rows without a universe).
     let factor = match &options.universe {
-        Some(_) => within_sample(&expression, MEMBER).map_err(plan_error)?.sql,
+        Some(_) => {
+            within_sample(&expression, MEMBER)
+                .map_err(DataFusionError::from)?
+                .sql
+        }
         None => expression.clone(),
     };
     // The ex-HTB side: cross-sections among the members that are not hard to borrow.
-    let ex = within_sample(&expression, EX_HTB).map_err(plan_error)?;
+    let ex = within_sample(&expression, EX_HTB).map_err(DataFusionError::from)?;
     let factor_ex = if ex.cross_sectional {
         format!(", CAST(({}) AS DOUBLE) AS factor_ex", ex.sql)
     } else {

@@ -52,7 +52,14 @@ async fn panel_ranks_members_and_keeps_each_names_history() {
     let names: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
     assert_eq!(
         names,
-        ["date", "security_id", "z", "fee_rank", "utilization", "market_cap"]
+        [
+            "date",
+            "security_id",
+            "z",
+            "fee_rank",
+            "utilization",
+            "market_cap"
+        ]
     );
     let member = "EXISTS (SELECT 1 FROM universe u WHERE u.universe = 'US_SMALL' \
                   AND u.security_id = h.security_id AND u.start_date <= h.date \

@@ -346,17 +346,16 @@ fn keyed(
     let mut out = std::collections::BTreeMap::new();
     for i in 0..samples.len() {
         let key = (samples[i].clone(), dates[i].clone(), ids[i].clone());
-        assert!(out.insert(key, (factors[i], buckets[i])).is_none(), "duplicate row");
+        assert!(
+            out.insert(key, (factors[i], buckets[i])).is_none(),
+            "duplicate row"
+        );
     }
     out
 }
 
 /// Equal keys; factors equal to 1e-12 and buckets exactly (NULL where the other is NULL).
-fn assert_same_assignments(
-    what: &str,
-    ours: &[RecordBatch],
-    reference: &[RecordBatch],
-) -> usize {
+fn assert_same_assignments(what: &str, ours: &[RecordBatch], reference: &[RecordBatch]) -> usize {
     let (ours, reference) = (keyed(ours), keyed(reference));
     assert!(!reference.is_empty(), "{what}: no reference rows");
     assert_eq!(
@@ -373,7 +372,9 @@ fn assert_same_assignments(
             _ => false,
         };
         if !same || *b != rb {
-            differ.push(format!("{key:?}: report {f:?}/{b:?}, reference {rf:?}/{rb:?}"));
+            differ.push(format!(
+                "{key:?}: report {f:?}/{b:?}, reference {rf:?}/{rb:?}"
+            ));
         }
     }
     assert!(
@@ -437,7 +438,10 @@ async fn cross_sections_rank_the_sample_only_and_time_series_keep_their_history(
     let z_members = lendfusion_report::output::number_column(&reference, "z_members");
     let joined = z.iter().zip(&z_members).filter(|(a, b)| a != b).count();
     eprintln!("{rows} rows; {joined} with a time series that reaches before the name joined");
-    assert!(joined > 0, "no name joined US_SMALL within 20 rows of a rebalance date");
+    assert!(
+        joined > 0,
+        "no name joined US_SMALL within 20 rows of a rebalance date"
+    );
 }
 
 /// `--neutralize` regresses the factor on the day's sample: on the ex-HTB side, the members
