@@ -332,11 +332,12 @@ async fn changing_data_after_a_rebalance_date_keeps_its_buckets() {
     assert_ne!(ls(&before), ls(&perturbed));
 }
 
-/// `(sample, date, security_id) -> (factor, bucket)` of a report's assignments or of a
-/// reference query with the same columns.
-fn keyed(
-    batches: &[RecordBatch],
-) -> std::collections::BTreeMap<(String, String, String), (Option<f64>, Option<f64>)> {
+/// `(sample, date, security_id) -> (factor, bucket)`.
+type Assignments = std::collections::BTreeMap<(String, String, String), (Option<f64>, Option<f64>)>;
+
+/// The [`Assignments`] of a report's assignments or of a reference query with the same
+/// columns.
+fn keyed(batches: &[RecordBatch]) -> Assignments {
     use lendfusion_report::output::{number_column, text_column};
     let samples = text_column(batches, "sample");
     let dates = text_column(batches, "date");
