@@ -3,13 +3,21 @@
 //!
 //! A panel is `lending JOIN market` on `(date, security_id)` — plus the `squeeze_inputs` view
 //! when a factor needs it — restricted to the universe's members on each date (point in
-//! time), with one column per factor. Factors are evaluated on the member rows from
-//! `lookback_days` before the first date on, so time-series windows see history; the output
-//! is then cut to the requested dates.
+//! time), with one column per factor. Factors are evaluated from `lookback_days` before the
+//! first date on, over every row of the securities that are members at some point of the
+//! requested dates: time-series windows see each security's full history (a name that joins
+//! the universe keeps its past), and every window that compares securities (`cs_rank(x) OVER
+//! (PARTITION BY date)`, ...) sees only that date's members ([`crate::cross_sections`]). The
+//! output is then cut to the members and the requested dates.
 
 use chrono::NaiveDate;
 
+use crate::cross_sections::within_sample;
 use crate::error::{LendfusionError, Result};
+
+/// The Boolean column of a panel's rows that says whether the row is in the sample (a
+/// universe's member on its date): the cross-sectional windows are partitioned by it.
+pub const SAMPLE_COLUMN: &str = "__lf_in_sample";
 
 /// A built-in factor: its name and SQL over the panel's columns.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -182,8 +190,56 @@ fn quote_identifier(name: &str) -> Result<String> {
     Ok(format!("\"{name}\""))
 }
 
-fn quote_literal(value: &str) -> String {
+/// `value` as an SQL string literal.
+pub fn quote_literal(value: &str) -> String {
     format!("'{}'", value.replace('\'', "''"))
+}
+
+/// The rows of `relation` (an SQL query with `date` and `security_id` columns, each pair once)
+/// with a Boolean column `flag`, never NULL: whether the row's security is a member of
+/// `universe` on the row's date. `since` bounds the dates looked up (the relation has none
+/// earlier). A join with the members' keys of `lending`, since DataFusion cannot plan an
+/// `EXISTS` subquery in a projection.
+pub fn with_membership(
+    relation: &str,
+    universe: &str,
+    flag: &str,
+    since: Option<NaiveDate>,
+) -> String {
+    let since = since.map_or_else(String::new, |d| format!(" AND k.date >= DATE '{d}'"));
+    format!(
+        "SELECT x.*, k.security_id IS NOT NULL AS {flag} FROM ({relation}) x \
+         LEFT JOIN (SELECT k.date, k.security_id FROM lending k WHERE EXISTS (SELECT 1 FROM universe u \
+           WHERE u.universe = {} AND u.security_id = k.security_id AND u.start_date <= k.date \
+           AND (u.end_date IS NULL OR k.date <= u.end_date)){since}) k \
+         ON x.date = k.date AND x.security_id = k.security_id",
+        quote_literal(universe)
+    )
+}
+
+/// Whether the security of row `alias` is a member of `universe` at some point between `start`
+/// and `end` (unbounded when `None`). Only those securities' rows can be in a sample; leaving
+/// the others out changes no factor value of a member ([`crate::cross_sections`]: time series
+/// are per security, cross-sections see the sample only).
+pub fn ever_member_sql(
+    universe: &str,
+    alias: &str,
+    start: Option<NaiveDate>,
+    end: Option<NaiveDate>,
+) -> String {
+    let mut conditions = vec![format!("v.universe = {}", quote_literal(universe))];
+    if let Some(start) = start {
+        conditions.push(format!(
+            "(v.end_date IS NULL OR v.end_date >= DATE '{start}')"
+        ));
+    }
+    if let Some(end) = end {
+        conditions.push(format!("v.start_date <= DATE '{end}'"));
+    }
+    format!(
+        "{alias}.security_id IN (SELECT v.security_id FROM universe v WHERE {})",
+        conditions.join(" AND ")
+    )
 }
 
 /// The SQL of a panel: `date, security_id, <factors>, <columns>` ordered by date and security.
@@ -198,6 +254,7 @@ pub fn panel_sql(request: &PanelRequest) -> Result<String> {
     {
         return Err(invalid(format!("start_date {s} is after end_date {e}")));
     }
+    let universe = request.universe.trim();
     let mut selected = vec![];
     let mut names = vec![];
     for (i, factor) in request.factors.iter().enumerate() {
@@ -208,6 +265,12 @@ pub fn panel_sql(request: &PanelRequest) -> Result<String> {
                 return Err(invalid(format!("factor {} has no expression", i + 1)));
             }
             None => factor.expression.clone(),
+        };
+        // Cross-sections among the universe's members only.
+        let sql = if universe.is_empty() {
+            sql
+        } else {
+            within_sample(&sql, SAMPLE_COLUMN)?.sql
         };
         let name = match (factor.name.trim(), builtin) {
             ("", Some(b)) => b.name.to_string(),
@@ -237,28 +300,17 @@ pub fn panel_sql(request: &PanelRequest) -> Result<String> {
     }
     let base = panel_base_sql(&selected.join(" "));
     let mut filters = vec![];
-    if let Some(start) = start {
+    let from = start.map(|start| {
         let lookback = if request.lookback_days == 0 {
             400
         } else {
             request.lookback_days
         };
-        let from = start - chrono::Duration::days(i64::from(lookback));
+        start - chrono::Duration::days(i64::from(lookback))
+    });
+    if let Some(from) = from {
         filters.push(format!("p.date >= DATE '{from}'"));
     }
-    let universe = request.universe.trim();
-    if !universe.is_empty() {
-        filters.push(format!(
-            "EXISTS (SELECT 1 FROM universe u WHERE u.universe = {} AND u.security_id = p.security_id \
-             AND u.start_date <= p.date AND (u.end_date IS NULL OR p.date <= u.end_date))",
-            quote_literal(universe)
-        ));
-    }
-    let where_clause = if filters.is_empty() {
-        String::new()
-    } else {
-        format!(" WHERE {}", filters.join(" AND "))
-    };
     let mut outer = vec![];
     if let Some(start) = start {
         outer.push(format!("date >= DATE '{start}'"));
@@ -266,15 +318,40 @@ pub fn panel_sql(request: &PanelRequest) -> Result<String> {
     if let Some(end) = end {
         outer.push(format!("date <= DATE '{end}'"));
     }
+    // With a universe: every row of the securities that are members at some point of the
+    // dates, marked by whether it is a member on its date; the members are kept at the end.
+    if !universe.is_empty() {
+        filters.push(ever_member_sql(universe, "p", start, end));
+        outer.push(SAMPLE_COLUMN.to_string());
+    }
+    let where_clause = if filters.is_empty() {
+        String::new()
+    } else {
+        format!(" WHERE {}", filters.join(" AND "))
+    };
+    let rows = format!("SELECT p.* FROM ({base}) p{where_clause}");
+    let (panel, carried, output) = if universe.is_empty() {
+        (rows, String::new(), "*".to_string())
+    } else {
+        let output = names
+            .iter()
+            .map(|n| quote_identifier(n))
+            .collect::<Result<Vec<_>>>()?;
+        (
+            with_membership(&rows, universe, SAMPLE_COLUMN, from),
+            format!("{SAMPLE_COLUMN}, "),
+            format!("date, security_id, {}", output.join(", ")),
+        )
+    };
     let outer = if outer.is_empty() {
         String::new()
     } else {
         format!(" WHERE {}", outer.join(" AND "))
     };
     Ok(format!(
-        "WITH panel AS (SELECT p.* FROM ({base}) p{where_clause}), \
-         factors AS (SELECT date, security_id, {} FROM panel) \
-         SELECT * FROM factors{outer} ORDER BY date, security_id",
+        "WITH panel AS ({panel}), \
+         factors AS (SELECT date, security_id, {carried}{} FROM panel) \
+         SELECT {output} FROM factors{outer} ORDER BY date, security_id",
         selected.join(", ")
     ))
 }

@@ -6,6 +6,7 @@ pub mod cluster;
 pub mod codec;
 pub mod config;
 pub mod config_reference;
+pub mod cross_sections;
 pub mod diagnose;
 pub mod error;
 pub mod error_kind;

@@ -2,7 +2,8 @@
 //! `FactorReport` command.
 //!
 //! The engine (embedded or a cluster, through [`SqlRunner`]) computes the observations — per
-//! rebalance date and universe member, the factor known that day and the forward return that
+//! rebalance date and universe member, the factor known that day (its cross-sections within
+//! the sample, its time series over each security's full history) and the forward return that
 //! follows ([`observations`]); the report's numbers come from lendfusion's own SQL functions
 //! over those rows ([`metrics`]); [`output`] writes the tables and an HTML tearsheet.
 
@@ -39,7 +40,7 @@ pub async fn run(engine: &dyn SqlRunner, options: &ReportOptions) -> Result<Repo
         .validate()
         .map_err(datafusion::error::DataFusionError::Plan)?;
     let observations = engine
-        .collect(&observations::observations_sql(options))
+        .collect(&observations::observations_sql(options)?)
         .await?;
     metrics::compute(options, observations).await
 }

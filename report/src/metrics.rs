@@ -95,8 +95,9 @@ pub async fn compute(
         &format!(
             "SELECT 'full' AS sample, date, security_id, factor, fwd_ret, hold_ret, {full} AS bucket{extra} FROM obs \
              UNION ALL \
-             SELECT 'ex_htb' AS sample, date, security_id, factor, fwd_ret, hold_ret, {full} AS bucket{extra} FROM obs \
-             WHERE is_htb(fee_bps, {thr:?}) IS NOT TRUE",
+             SELECT 'ex_htb' AS sample, date, security_id, factor, fwd_ret, hold_ret, {full} AS bucket{extra} FROM \
+             (SELECT date, security_id, factor_ex AS factor, fwd_ret, hold_ret{extra} FROM obs \
+              WHERE is_htb(fee_bps, {thr:?}) IS NOT TRUE) e",
             full = bucket("date"),
         ),
     )

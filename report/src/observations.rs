@@ -4,8 +4,16 @@
 //! No look-ahead: the factor is computed from rows up to the rebalance date (the functions'
 //! windows only look back, except `fwd_return`, which is computed separately on `market` and
 //! only joined); rows are never dropped for a missing forward return before bucketing.
+//!
+//! Samples: the full side is the universe's members on each date, the ex-HTB side those of
+//! them that are not hard to borrow that day. The factor is evaluated over every row, so its
+//! time series see each security's full history, but its cross-sectional windows see only the
+//! sample's rows ([`lendfusion_core::cross_sections`]) — once per side, so ex-HTB values are
+//! ranked among the ex-HTB names (`factor_ex`) — and so does `--neutralize`.
 
-use lendfusion_core::factors::{builtin_factor, panel_base_sql};
+use datafusion::error::{DataFusionError, Result};
+use lendfusion_core::cross_sections::within_sample;
+use lendfusion_core::factors::{builtin_factor, ever_member_sql, panel_base_sql, with_membership};
 
 use crate::options::{Rebalance, ReportOptions};
 
@@ -20,13 +28,41 @@ pub fn factor_sql(factor: &str) -> String {
     builtin_factor(factor).map_or_else(|| factor.to_string(), |b| b.sql.to_string())
 }
 
-/// The observations query. Columns: `date, security_id, factor, fwd_ret` (the `horizon`-row
-/// forward return, for the IC and the quantile returns), `hold_ret` (the return held from this
-/// rebalance date to the next one, for the long/short portfolio; NULL on the last), `fee_bps,
-/// market_cap`, plus `regime` (with `by_regime`). With `neutralize`, `factor` is already the
-/// cross-sectional residual.
-pub fn observations_sql(options: &ReportOptions) -> String {
-    let factor = factor_sql(&options.factor);
+/// Whether a row is in the full side's sample: a member of the universe on its date.
+const MEMBER: &str = "__lf_member";
+/// Whether a row is in the ex-HTB side's sample: a member that is not hard to borrow that day.
+const EX_HTB: &str = "__lf_ex_htb";
+
+/// The observations query. Columns: `date, security_id, factor` (the factor within the
+/// universe's members), `factor_ex` (the factor within the members that are not hard to borrow;
+/// meaningful on those rows), `fwd_ret` (the `horizon`-row forward return, for the IC and the
+/// quantile returns), `hold_ret` (the return held from this rebalance date to the next one, for
+/// the long/short portfolio; NULL on the last), `fee_bps, market_cap`, plus `regime` (with
+/// `by_regime`). With `neutralize`, `factor` and `factor_ex` are already the cross-sectional
+/// residuals, each within its sample.
+pub fn observations_sql(options: &ReportOptions) -> Result<String> {
+    let expression = factor_sql(&options.factor);
+    // The full side: cross-sections among the members (all rows without a universe).
+    let factor = match &options.universe {
+        Some(_) => {
+            within_sample(&expression, MEMBER)
+                .map_err(DataFusionError::from)?
+                .sql
+        }
+        None => expression.clone(),
+    };
+    // The ex-HTB side: cross-sections among the members that are not hard to borrow.
+    let ex = within_sample(&expression, EX_HTB).map_err(DataFusionError::from)?;
+    let factor_ex = if ex.cross_sectional {
+        format!(", CAST(({}) AS DOUBLE) AS factor_ex", ex.sql)
+    } else {
+        String::new()
+    };
+    let factor_ex_col = if ex.cross_sectional {
+        ", s.factor_ex"
+    } else {
+        ", s.factor AS factor_ex"
+    };
     let needs_market = options.neutralize || options.by_regime;
     let mut base = panel_base_sql(&factor);
     if needs_market {
@@ -35,9 +71,27 @@ pub fn observations_sql(options: &ReportOptions) -> String {
     let lower_bound = options
         .start
         .map(|s| s - chrono::Duration::days(LOOKBACK_DAYS));
+    let mut base_filters = vec![];
     if let Some(from) = lower_bound {
-        base = format!("SELECT * FROM ({base}) x WHERE x.date >= DATE '{from}'");
+        base_filters.push(format!("x.date >= DATE '{from}'"));
     }
+    if let Some(universe) = &options.universe {
+        base_filters.push(ever_member_sql(universe, "x", options.start, options.end));
+    }
+    let base_where = if base_filters.is_empty() {
+        String::new()
+    } else {
+        format!(" WHERE {}", base_filters.join(" AND "))
+    };
+    let rows = format!("SELECT x.* FROM ({base}) x{base_where}");
+    let members = match &options.universe {
+        Some(universe) => with_membership(&rows, universe, MEMBER, lower_bound),
+        None => format!("SELECT r.*, TRUE AS {MEMBER} FROM ({rows}) r"),
+    };
+    let thr = options.htb_threshold_bps;
+    let flagged = format!(
+        "SELECT y.*, y.{MEMBER} AND is_htb(y.fee_bps, {thr:?}) IS NOT TRUE AS {EX_HTB} FROM ({members}) y"
+    );
     let neutral_inputs = if options.neutralize {
         ", ln(market_cap) AS ln_cap, book_to_market, \
          past_return(total_return, 252, 21) OVER (PARTITION BY security_id ORDER BY date) AS mom_12_1, \
@@ -61,11 +115,8 @@ pub fn observations_sql(options: &ReportOptions) -> String {
     if let Some(end) = options.end {
         filters.push(format!("s.date <= DATE '{end}'"));
     }
-    if let Some(universe) = &options.universe {
-        filters.push(format!(
-            "EXISTS (SELECT 1 FROM universe u WHERE u.universe = '{universe}' AND u.security_id = s.security_id \
-             AND u.start_date <= s.date AND (u.end_date IS NULL OR s.date <= u.end_date))"
-        ));
+    if options.universe.is_some() {
+        filters.push(format!("s.{MEMBER}"));
     }
     let where_clause = if filters.is_empty() {
         String::new()
@@ -119,8 +170,14 @@ pub fn observations_sql(options: &ReportOptions) -> String {
     } else {
         (String::new(), String::new(), String::new(), "")
     };
+    let ex_flag = if options.neutralize {
+        format!(", s.{EX_HTB}")
+    } else {
+        String::new()
+    };
     let sample = format!(
-        "SELECT s.date, s.security_id, s.factor, f.fwd_ret, h.hold_ret, s.fee_bps, s.market_cap{neutral_cols}{regime_col}{squeeze_cols} \
+        "SELECT s.date, s.security_id, s.factor{factor_ex_col}, f.fwd_ret, h.hold_ret, s.fee_bps, s.market_cap\
+         {neutral_cols}{regime_col}{squeeze_cols}{ex_flag} \
          FROM scored s JOIN rebalance r ON s.date = r.date \
          LEFT JOIN fwd f ON s.date = f.date AND s.security_id = f.security_id \
          LEFT JOIN held h ON s.date = h.date AND s.security_id = h.security_id{regime_join}{squeeze_join} {where_clause}"
@@ -129,6 +186,8 @@ pub fn observations_sql(options: &ReportOptions) -> String {
         format!(
             "SELECT date, security_id, \
              fm_residual(factor, ln_cap, book_to_market, mom_12_1, beta_252) OVER (PARTITION BY date) AS factor, \
+             fm_residual(factor_ex, ln_cap, book_to_market, mom_12_1, beta_252) OVER (PARTITION BY date, {EX_HTB}) \
+               AS factor_ex, \
              fwd_ret, hold_ret, fee_bps, market_cap{regime}{squeeze} FROM sample",
             regime = if options.by_regime { ", regime" } else { "" },
             squeeze = if options.squeeze_validation {
@@ -140,12 +199,12 @@ pub fn observations_sql(options: &ReportOptions) -> String {
     } else {
         "SELECT * FROM sample".to_string()
     };
-    format!(
+    Ok(format!(
         "WITH market_ret AS (SELECT date, avg(total_return) AS mkt FROM market GROUP BY date), \
          calendar AS (SELECT DISTINCT date FROM market), \
          rebalance AS ({rebalance_dates}), \
-         scored AS (SELECT date, security_id, CAST(({factor}) AS DOUBLE) AS factor, fee_bps, market_cap{neutral_inputs} \
-                    FROM ({base}) p), \
+         scored AS (SELECT date, security_id, CAST(({factor}) AS DOUBLE) AS factor{factor_ex}, {MEMBER}, {EX_HTB}, \
+                    fee_bps, market_cap{neutral_inputs} FROM ({flagged}) p), \
          fwd AS (SELECT date, security_id, \
                  fwd_return(total_return, {horizon}) OVER (PARTITION BY security_id ORDER BY date) AS fwd_ret{squeeze_fwd} \
                  FROM market){squeeze_cte}, \
@@ -158,5 +217,5 @@ pub fn observations_sql(options: &ReportOptions) -> String {
          sample AS ({sample}) \
          {select} ORDER BY date, security_id",
         horizon = options.horizon,
-    )
+    ))
 }

@@ -9,6 +9,7 @@ mod cluster_faults;
 mod crosscheck;
 mod demo;
 mod deploy;
+mod factor_panel;
 mod flight;
 mod front_door;
 mod gaps;

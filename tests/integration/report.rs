@@ -331,3 +331,156 @@ async fn changing_data_after_a_rebalance_date_keeps_its_buckets() {
     };
     assert_ne!(ls(&before), ls(&perturbed));
 }
+
+/// `(sample, date, security_id) -> (factor, bucket)`.
+type Assignments = std::collections::BTreeMap<(String, String, String), (Option<f64>, Option<f64>)>;
+
+/// The [`Assignments`] of a report's assignments or of a reference query with the same
+/// columns.
+fn keyed(batches: &[RecordBatch]) -> Assignments {
+    use lendfusion_report::output::{number_column, text_column};
+    let samples = text_column(batches, "sample");
+    let dates = text_column(batches, "date");
+    let ids = text_column(batches, "security_id");
+    let factors = number_column(batches, "factor");
+    let buckets = number_column(batches, "bucket");
+    let mut out = std::collections::BTreeMap::new();
+    for i in 0..samples.len() {
+        let key = (samples[i].clone(), dates[i].clone(), ids[i].clone());
+        assert!(
+            out.insert(key, (factors[i], buckets[i])).is_none(),
+            "duplicate row"
+        );
+    }
+    out
+}
+
+/// Equal keys; factors equal to 1e-12 and buckets exactly (NULL where the other is NULL).
+fn assert_same_assignments(what: &str, ours: &[RecordBatch], reference: &[RecordBatch]) -> usize {
+    let (ours, reference) = (keyed(ours), keyed(reference));
+    assert!(!reference.is_empty(), "{what}: no reference rows");
+    assert_eq!(
+        ours.keys().collect::<Vec<_>>(),
+        reference.keys().collect::<Vec<_>>(),
+        "{what}: rows"
+    );
+    let mut differ = vec![];
+    for (key, (f, b)) in &ours {
+        let (rf, rb) = reference[key];
+        let same = match (f, rf) {
+            (Some(a), Some(r)) => (a - r).abs() <= 1e-12 * r.abs().max(1.0),
+            (None, None) => true,
+            _ => false,
+        };
+        if !same || *b != rb {
+            differ.push(format!(
+                "{key:?}: report {f:?}/{b:?}, reference {rf:?}/{rb:?}"
+            ));
+        }
+    }
+    assert!(
+        differ.is_empty(),
+        "{what}: {} of {} rows differ, e.g. {:?}",
+        differ.len(),
+        ours.len(),
+        &differ[..differ.len().min(5)]
+    );
+    ours.len()
+}
+
+const MEMBER_OF_US_SMALL: &str = "EXISTS (SELECT 1 FROM universe u WHERE u.universe = 'US_SMALL' \
+     AND u.security_id = h.security_id AND u.start_date <= h.date \
+     AND (u.end_date IS NULL OR h.date <= u.end_date))";
+
+const MONTH_ENDS: &str = "SELECT max(date) FROM market GROUP BY date_trunc('month', date)";
+
+/// On a universe, the factor's cross-sections rank the day's members only (and on the ex-HTB
+/// side only the members that are not hard to borrow), while its time series run over each
+/// security's full history (a name that joins the universe keeps its past). The reference
+/// filters first and then ranks, with the time series computed before the filter.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cross_sections_rank_the_sample_only_and_time_series_keep_their_history() {
+    let root = report_panel().await;
+    let ctx = local_session(root).await;
+    let cs = "cs_rank(fee_bps) OVER (PARTITION BY date) \
+              + cs_rank(utilization(on_loan_qty, lendable_qty)) OVER (PARTITION BY date)";
+    let ts = "ts_zscore(fee_bps, 20) OVER (PARTITION BY security_id ORDER BY date)";
+    let options = ReportOptions {
+        factor: format!("{cs} + 0.1 * {ts}"),
+        universe: Some("US_SMALL".into()),
+        ..Default::default()
+    };
+    let tables = lendfusion_report::run(&ctx, &options)
+        .await
+        .expect("report");
+    let reference = crate::support::sql(
+        &ctx,
+        &format!(
+            "WITH joined AS (SELECT l.* FROM lending l JOIN market m \
+               ON l.date = m.date AND l.security_id = m.security_id), \
+             history AS (SELECT *, {ts} AS z FROM joined), \
+             members AS (SELECT h.*, ts_zscore(fee_bps, 20) OVER (PARTITION BY security_id ORDER BY date) \
+               AS z_members FROM history h WHERE {MEMBER_OF_US_SMALL}), \
+             scored AS ( \
+               SELECT 'full' AS sample, date, security_id, z, z_members, CAST({cs} + 0.1 * z AS DOUBLE) AS factor \
+               FROM members \
+               UNION ALL \
+               SELECT 'ex_htb' AS sample, date, security_id, z, z_members, CAST({cs} + 0.1 * z AS DOUBLE) AS factor \
+               FROM members WHERE is_htb(fee_bps, 120.0) IS NOT TRUE) \
+             SELECT sample, date, security_id, factor, z, z_members, \
+               cs_bucket(factor, 10) OVER (PARTITION BY sample, date) AS bucket \
+             FROM scored WHERE date IN ({MONTH_ENDS})"
+        ),
+    )
+    .await;
+    let rows = assert_same_assignments("US_SMALL", &tables.assignments, &reference);
+    // The comparison covers names whose time series would differ on members' rows only.
+    let z = lendfusion_report::output::number_column(&reference, "z");
+    let z_members = lendfusion_report::output::number_column(&reference, "z_members");
+    let joined = z.iter().zip(&z_members).filter(|(a, b)| a != b).count();
+    eprintln!("{rows} rows; {joined} with a time series that reaches before the name joined");
+    assert!(
+        joined > 0,
+        "no name joined US_SMALL within 20 rows of a rebalance date"
+    );
+}
+
+/// `--neutralize` regresses the factor on the day's sample: on the ex-HTB side, the members
+/// that are not hard to borrow.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn neutralize_regresses_within_each_sample() {
+    let root = report_panel().await;
+    let ctx = local_session(root).await;
+    let options = ReportOptions {
+        factor: "fee_bps".into(),
+        neutralize: true,
+        ..Default::default()
+    };
+    let tables = lendfusion_report::run(&ctx, &options)
+        .await
+        .expect("report");
+    let reference = crate::support::sql(
+        &ctx,
+        &format!(
+            "WITH mk AS (SELECT date, avg(total_return) AS mkt FROM market GROUP BY date), \
+             inputs AS (SELECT l.date, l.security_id, l.fee_bps, ln(m.market_cap) AS ln_cap, m.book_to_market, \
+               past_return(m.total_return, 252, 21) OVER (PARTITION BY l.security_id ORDER BY l.date) AS mom, \
+               ts_beta(m.total_return, mk.mkt, 252) OVER (PARTITION BY l.security_id ORDER BY l.date) AS beta \
+               FROM lending l JOIN market m ON l.date = m.date AND l.security_id = m.security_id \
+               JOIN mk ON l.date = mk.date), \
+             dated AS (SELECT * FROM inputs WHERE date IN ({MONTH_ENDS})), \
+             scored AS ( \
+               SELECT 'full' AS sample, date, security_id, \
+                 fm_residual(CAST(fee_bps AS DOUBLE), ln_cap, book_to_market, mom, beta) OVER (PARTITION BY date) AS factor \
+               FROM dated \
+               UNION ALL \
+               SELECT 'ex_htb' AS sample, date, security_id, \
+                 fm_residual(CAST(fee_bps AS DOUBLE), ln_cap, book_to_market, mom, beta) OVER (PARTITION BY date) AS factor \
+               FROM dated WHERE is_htb(fee_bps, 120.0) IS NOT TRUE) \
+             SELECT sample, date, security_id, factor, \
+               cs_bucket(factor, 10) OVER (PARTITION BY sample, date) AS bucket FROM scored"
+        ),
+    )
+    .await;
+    assert_same_assignments("neutralized", &tables.assignments, &reference);
+}
