@@ -10,6 +10,10 @@
 //! time series see each security's full history, but its cross-sectional windows see only the
 //! sample's rows ([`lendfusion_core::cross_sections`]) — once per side, so ex-HTB values are
 //! ranked among the ex-HTB names (`factor_ex`) — and so does `--neutralize`.
+//!
+//! Invalid values (SPEC §1): the factor is `valid_value(...)` (a NaN or infinite factor is
+//! NULL, left out of ranks, buckets and ICs), the market return averages the valid returns, and
+//! a holding-period return needs every daily return valid and above -1.
 
 use datafusion::error::{DataFusionError, Result};
 use lendfusion_core::cross_sections::within_sample;
@@ -54,7 +58,7 @@ pub fn observations_sql(options: &ReportOptions) -> Result<String> {
     // The ex-HTB side: cross-sections among the members that are not hard to borrow.
     let ex = within_sample(&expression, EX_HTB).map_err(DataFusionError::from)?;
     let factor_ex = if ex.cross_sectional {
-        format!(", CAST(({}) AS DOUBLE) AS factor_ex", ex.sql)
+        format!(", valid_value(CAST(({}) AS DOUBLE)) AS factor_ex", ex.sql)
     } else {
         String::new()
     };
@@ -200,10 +204,10 @@ pub fn observations_sql(options: &ReportOptions) -> Result<String> {
         "SELECT * FROM sample".to_string()
     };
     Ok(format!(
-        "WITH market_ret AS (SELECT date, avg(total_return) AS mkt FROM market GROUP BY date), \
+        "WITH market_ret AS (SELECT date, avg(valid_value(total_return)) AS mkt FROM market GROUP BY date), \
          calendar AS (SELECT DISTINCT date FROM market), \
          rebalance AS ({rebalance_dates}), \
-         scored AS (SELECT date, security_id, CAST(({factor}) AS DOUBLE) AS factor{factor_ex}, {MEMBER}, {EX_HTB}, \
+         scored AS (SELECT date, security_id, valid_value(CAST(({factor}) AS DOUBLE)) AS factor{factor_ex}, {MEMBER}, {EX_HTB}, \
                     fee_bps, market_cap{neutral_inputs} FROM ({flagged}) p), \
          fwd AS (SELECT date, security_id, \
                  fwd_return(total_return, {horizon}) OVER (PARTITION BY security_id ORDER BY date) AS fwd_ret{squeeze_fwd} \
@@ -211,7 +215,7 @@ pub fn observations_sql(options: &ReportOptions) -> Result<String> {
          period_of AS (SELECT c.date, max(r.date) AS start FROM calendar c JOIN rebalance r ON r.date < c.date \
                        WHERE c.date <= (SELECT max(date) FROM rebalance) GROUP BY c.date), \
          held AS (SELECT m.security_id, p.start AS date, \
-                  CASE WHEN count(*) = count(CASE WHEN m.total_return > -1 AND m.total_return < 1e300 THEN 1 END) \
+                  CASE WHEN count(*) = count(CASE WHEN valid_value(m.total_return) > -1 THEN 1 END) \
                        THEN exp(sum(ln(1 + m.total_return))) - 1 END AS hold_ret \
                   FROM market m JOIN period_of p ON m.date = p.date GROUP BY m.security_id, p.start){regime_cte}, \
          sample AS ({sample}) \

@@ -30,6 +30,7 @@ pub const FUNCTION_SUITE: [(&str, &str); 7] = [
            days_to_cover(l.on_loan_qty, m.volume) AS dtc,
            on_loan_stability(l.stable_on_loan_qty, l.on_loan_qty) AS ols,
            lendable_stability(l.stable_lendable_qty, l.lendable_qty) AS ls,
+           valid_value(l.fee_bps) AS fee_valid,
            rerate_pct(l.rerated_value, l.on_loan_value) AS rerate,
            rerate_direction(l.vwaf_bps, lag(l.vwaf_bps) OVER (PARTITION BY l.security_id ORDER BY l.date)) AS hotter,
            dcbs(l.fee_bps) AS dcbs, dcbs(l.fee_bps, [10, 20, 40, 80, 160, 320, 640, 1280, 2560]) AS dcbs_custom,

@@ -165,18 +165,25 @@ async fn planted_truth_is_written_and_consistent() {
         truth["rows"]["lending"].as_u64(),
         Some(summary.rows["lending"])
     );
-    // Lending invariants the SPEC promises: DSR >= utilization, an HTB tail, regions, universes.
+    // Lending invariants the SPEC promises: DSR >= utilization, an HTB tail, regions, universes
+    // — among valid values (the panel has gaps: NaN, infinite, zero and negative cells).
     let ctx = local_session(root).await;
     let batches = sql(
         &ctx,
-        "SELECT
-           sum(CASE WHEN borrowed_qty < on_loan_qty THEN 1 ELSE 0 END) AS dsr_below_util,
-           sum(CASE WHEN on_loan_qty > lendable_qty THEN 1 ELSE 0 END) AS over_lent,
-           avg(CASE WHEN fee_bps > 120 THEN 1.0 ELSE 0.0 END) AS htb_share,
-           sum(CASE WHEN stable_on_loan_qty > on_loan_qty OR stable_lendable_qty > lendable_qty THEN 1 ELSE 0 END) AS bad_stable,
-           count(DISTINCT m.region) AS regions,
-           sum(CASE WHEN rebate_bps < 0 THEN 1 ELSE 0 END) AS negative_rebates
-         FROM lending l JOIN market m USING (date, security_id)",
+        "WITH v AS (
+           SELECT valid_value(borrowed_qty) AS borrowed, CASE WHEN valid_value(on_loan_qty) > 0 THEN on_loan_qty END AS on_loan,
+                  CASE WHEN valid_value(lendable_qty) > 0 THEN lendable_qty END AS lendable,
+                  valid_value(fee_bps) AS fee, valid_value(rebate_bps) AS rebate,
+                  stable_on_loan_qty, stable_lendable_qty, m.region
+           FROM lending l JOIN market m USING (date, security_id))
+         SELECT
+           sum(CASE WHEN borrowed < on_loan THEN 1 ELSE 0 END) AS dsr_below_util,
+           sum(CASE WHEN on_loan > lendable THEN 1 ELSE 0 END) AS over_lent,
+           avg(CASE WHEN fee > 120 THEN 1.0 ELSE 0.0 END) AS htb_share,
+           sum(CASE WHEN stable_on_loan_qty > on_loan OR stable_lendable_qty > lendable THEN 1 ELSE 0 END) AS bad_stable,
+           count(DISTINCT region) AS regions,
+           sum(CASE WHEN rebate < 0 THEN 1 ELSE 0 END) AS negative_rebates
+         FROM v",
     )
     .await;
     let b = &batches[0];

@@ -457,8 +457,11 @@ fn rows(batches: &[RecordBatch]) -> Vec<Vec<Cell>> {
 fn close(a: &Cell, b: &Cell) -> bool {
     match (a, b) {
         (Cell::Null, Cell::Null) => true,
+        // Data has NaN cells (gaps): NaN equals NaN here.
         (Cell::Float(x), Cell::Float(y)) => {
-            x == y || (x - y).abs() <= 1e-12 * x.abs().max(y.abs()).max(1.0)
+            x == y
+                || (x.is_nan() && y.is_nan())
+                || (x - y).abs() <= 1e-12 * x.abs().max(y.abs()).max(1.0)
         }
         (Cell::Text(x), Cell::Text(y)) => x == y,
         (Cell::List(x), Cell::List(y)) => {
