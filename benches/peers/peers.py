@@ -512,6 +512,11 @@ def values_and_nulls(column):
     return values, nulls
 
 
+def shown(value):
+    """A value as a message shows it: every digit of a float, none of numpy's wrapping."""
+    return repr(float(value)) if isinstance(value, np.floating) else repr(value)
+
+
 def compare(ours_dir, peer_dir):
     """Differences between the peer's outputs and ours (empty = agree): the same columns and
     rows; the same keys; NULL exactly where ours is NULL; no NaN or +-inf on either side (SPEC:
@@ -542,7 +547,8 @@ def compare(ours_dir, peer_dir):
             continue
 
         def where(i):
-            return ", ".join(f"{k}={keys[k][i]}" for k in key)
+            return ", ".join(f"{k}={np.datetime64(int(keys[k][i]), 'D')}" if k == "date"
+                             else f"{k}={keys[k][i]}" for k in key)
 
         # (A Boolean mask either way: `~False` is -1, and a mask of 0s and -1s would index.)
         tied = (np.isin(keys["date"], list(skip)) if name == "ic.parquet"
@@ -574,13 +580,13 @@ def compare(ours_dir, peer_dir):
                 if diff.size:
                     i = diff[0]
                     problems.append(f"{name}.{col}: {diff.size} values not exactly equal, "
-                                    f"first at {where(i)}: ours {a[i]!r} peer {b[i]!r}")
+                                    f"first at {where(i)}: ours {shown(a[i])} peer {shown(b[i])}")
                 continue
             err = np.abs(a[ok] - b[ok]) / np.maximum(1.0, np.abs(a[ok]))
             if err.size and err.max() > TOLERANCE[col]:
                 i = np.flatnonzero(ok)[np.argmax(err)]
                 problems.append(f"{name}.{col}: max relative difference {err.max():.3g} "
-                                f"at {where(i)}: ours {a[i]!r} peer {b[i]!r}")
+                                f"at {where(i)}: ours {shown(a[i])} peer {shown(b[i])}")
     return problems
 
 
