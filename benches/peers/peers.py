@@ -15,7 +15,17 @@ si_surprise is the z-score of short interest against the 252 rows before t (at l
 valid values); fwd21 the product of (1 + r) over the next 21 rows (NULL if one is missing);
 fm_residual the per-date OLS residual of si on [1, ln(market_cap), book_to_market] (NULL when
 n <= 3 or rank-deficient by numpy's matrix_rank tolerance); the IC the per-date Spearman
-correlation of composite and fwd21 (NULL below 3 pairs).
+correlation of composite and fwd21 (NULL below 3 pairs or when a side has no variance).
+
+Gaps (docs/data.md): the panel has NULL, NaN and +-inf cells, zero and negative denominators,
+halts and missing rows. SPEC treats NULL, NaN and +-inf alike as invalid: a ratio is NULL, a
+rolling mean and a cross-section leave the value out, a condition on it is false. Each peer
+therefore turns NaN and +-inf into its own missing value where it reads the columns (DuckDB and
+Spark: NULL, as a SQL user writes `CASE WHEN isfinite(x) THEN x END`; Polars: null, since Polars
+orders NaN above every number, ranks and averages it; pandas: NaN, its missing value, after
+replacing +-inf), once per input column; everything after that is the tool's ordinary
+NULL-skipping semantics. No peer reads the data differently from a user of that tool who knows
+the feed has holes.
 """
 
 import argparse
@@ -120,20 +130,30 @@ def duck_rank(c):
             f"/ COUNT({c}) OVER (PARTITION BY date) END AS rank_{c}")
 
 
+# Gaps: DuckDB orders NaN above every number (`NaN > 0` is true, so a NaN denominator would
+# pass the ratio's `> 0` test), averages and multiplies it, and `count` counts it; +-inf passes
+# `>= 0` / `> 0` too. So p reads every measure through valid() (NULL for NaN and +-inf, SPEC's
+# invalid values) and the rest is plain SQL: NULL fails every condition, AVG / COUNT skip it,
+# RANK puts it last where the CASE drops it.
+DUCK_VALID = "CREATE MACRO valid(x) AS CASE WHEN isfinite(x) THEN x END"
+
 DUCK_SQL = """
 WITH p AS (
-  SELECT l.date, l.security_id, l.on_loan_qty, l.lendable_qty, l.fee_bps,
-         m.volume, m.shares_outstanding, m.market_cap, m.book_to_market, m.total_return
+  SELECT l.date, l.security_id, valid(l.on_loan_qty) AS on_loan_qty,
+         valid(l.lendable_qty) AS lendable_qty, valid(l.fee_bps) AS fee_bps,
+         valid(m.volume) AS volume, valid(m.shares_outstanding) AS shares_outstanding,
+         valid(m.market_cap) AS market_cap, valid(m.book_to_market) AS book_to_market,
+         valid(m.total_return) AS total_return
   FROM read_parquet('{lending}') l JOIN read_parquet('{market}') m USING (date, security_id)
 ), a AS (
   SELECT date, security_id, on_loan_qty,
     CASE WHEN lendable_qty > 0 AND on_loan_qty >= 0 THEN on_loan_qty / lendable_qty END AS util,
     CASE WHEN shares_outstanding > 0 AND on_loan_qty >= 0 THEN on_loan_qty / shares_outstanding END AS si,
-    CASE WHEN isfinite(fee_bps) THEN fee_bps END AS fee,
+    fee_bps AS fee,
     AVG(volume) OVER (PARTITION BY security_id ORDER BY date ROWS BETWEEN 29 PRECEDING AND CURRENT ROW) AS adv,
     product(1 + total_return) OVER w21 AS f21, count(total_return) OVER w21 AS n21,
     CASE WHEN market_cap > 0 THEN ln(market_cap) END AS lncap,
-    CASE WHEN isfinite(book_to_market) THEN book_to_market END AS btm
+    book_to_market AS btm
   FROM p
   WINDOW w21 AS (PARTITION BY security_id ORDER BY date ROWS BETWEEN 1 FOLLOWING AND 21 FOLLOWING)
 ), b AS (
@@ -155,6 +175,7 @@ SELECT date, security_id, fwd21, si, lncap, btm, {ranks} FROM c ORDER BY date, s
 def run_duckdb(data, out):
     import duckdb
     con = duckdb.connect()
+    con.execute(DUCK_VALID)
     sql = DUCK_SQL.format(lending=glob(data, "lending"), market=glob(data, "market"),
                           ranks=", ".join(duck_rank(c) for c in RANKED))
     t = con.execute(sql).to_arrow_table()
@@ -189,15 +210,23 @@ def days_to_date(days):
 
 def run_polars(data, out):
     import polars as pl
+
+    # Gaps: Polars keeps NaN apart from null — `NaN > 0` is true, rank() ranks NaN above every
+    # number and count() counts it, rolling_mean() averages it — and +-inf passes `> 0`. So
+    # every measure is read through valid() (null unless finite, SPEC's invalid values); after
+    # that null fails every condition and rank / count / rolling_* skip it.
+    def valid(*names):
+        return [pl.when(pl.col(c).is_finite()).then(pl.col(c)).alias(c) for c in names]
+
     lend = pl.scan_parquet(glob(data, "lending")).select(
-        "date", "security_id", "on_loan_qty", "lendable_qty", "fee_bps")
+        "date", "security_id", *valid("on_loan_qty", "lendable_qty", "fee_bps"))
     mkt = pl.scan_parquet(glob(data, "market")).select(
-        "date", "security_id", "volume", "shares_outstanding", "market_cap", "book_to_market",
-        "total_return")
+        "date", "security_id", *valid("volume", "shares_outstanding", "market_cap",
+                                      "book_to_market", "total_return"))
     q, lent = pl.col("on_loan_qty"), pl.col("on_loan_qty") >= 0
 
     def ratio(a, b):
-        return pl.when((b > 0) & lent & b.is_finite()).then(a / b).otherwise(None)
+        return pl.when((b > 0) & lent).then(a / b)
 
     by_sec = "security_id"
     growth = pl.col("total_return") + 1
@@ -212,11 +241,11 @@ def run_polars(data, out):
         .with_columns(
             util=ratio(q, pl.col("lendable_qty")),
             si=ratio(q, pl.col("shares_outstanding")),
-            fee=pl.when(pl.col("fee_bps").is_finite()).then(pl.col("fee_bps")),
+            fee=pl.col("fee_bps"),
             adv=pl.col("volume").rolling_mean(30, min_samples=1).over(by_sec),
             fwd21=(f21 - 1).over(by_sec),
             lncap=pl.when(pl.col("market_cap") > 0).then(pl.col("market_cap").log()),
-            btm=pl.when(pl.col("book_to_market").is_finite()).then(pl.col("book_to_market")),
+            btm=pl.col("book_to_market"),
         )
         .with_columns(
             dtc=ratio(q, pl.col("adv")),
@@ -227,9 +256,12 @@ def run_polars(data, out):
             sis=pl.when(si.is_not_null() & (pl.col("si_sd") > 0))
             .then((si - pl.col("si_mean")) / pl.col("si_sd"))
         )
+        # r / n as two columns: Polars divides a column by a scalar (one group's count) as a
+        # product with its reciprocal, one ulp off the quotient for some r / n (7 / 20 ->
+        # 0.35000000000000003), and cs_rank is the quotient.
         .with_columns(
-            [(pl.col(c).rank("average") / pl.col(c).count()).over("date").alias(f"rank_{c}")
-             for c in RANKED]
+            [(pl.col(c).rank("average").over("date") / pl.col(c).count().over("date"))
+             .alias(f"rank_{c}") for c in RANKED]
         )
         .select("date", "security_id", "si", "lncap", "btm", "fwd21",
                 *[f"rank_{c}" for c in RANKED])
@@ -273,18 +305,23 @@ def run_pandas(data, out):
     for df in (lend, mkt):
         df["date"] = pd.to_datetime(df["date"])
         df["security_id"] = df["security_id"].astype(str)
+        # Gaps: NaN is pandas' missing value (rank, rolling and comparisons already skip or
+        # fail it) but +-inf is a number to it — ranked, averaged, `> 0` — so it becomes NaN
+        # too (SPEC: NULL, NaN and +-inf are all invalid). read_parquet gives NULLs as NaN.
+        measures = df.columns.drop(["date", "security_id"])
+        df[measures] = df[measures].replace([np.inf, -np.inf], np.nan)
     df = lend.merge(mkt, on=["date", "security_id"]).sort_values(["security_id", "date"],
                                                                   ignore_index=True)
     q = df["on_loan_qty"].to_numpy()
 
     def ratio(a, b):
         with np.errstate(divide="ignore", invalid="ignore"):
-            return np.where((b > 0) & (a >= 0) & np.isfinite(b) & np.isfinite(a), a / b, np.nan)
+            return np.where((b > 0) & (a >= 0), a / b, np.nan)
 
     g = df.groupby("security_id", sort=False)
     df["util"] = ratio(q, df["lendable_qty"].to_numpy())
     df["si"] = ratio(q, df["shares_outstanding"].to_numpy())
-    df["fee"] = df["fee_bps"].where(np.isfinite(df["fee_bps"]))
+    df["fee"] = df["fee_bps"]
     adv = g["volume"].rolling(30, min_periods=1).mean().reset_index(level=0, drop=True)
     df["dtc"] = ratio(q, adv.to_numpy())
     # Exact product over the next 21 rows: shift-multiply within each security.
@@ -298,7 +335,7 @@ def run_pandas(data, out):
     sd = roll.std().reset_index(level=0, drop=True)
     df["sis"] = ((df["si"] - mean) / sd).where(sd > 0)
     df["lncap"] = np.log(df["market_cap"].where(df["market_cap"] > 0))
-    df["btm"] = df["book_to_market"].where(np.isfinite(df["book_to_market"]))
+    df["btm"] = df["book_to_market"]
     df = df.sort_values(["date", "security_id"], ignore_index=True)
     gd = df.groupby("date", sort=False)
     cols = {"date": df["date"].to_numpy(), "security_id": df["security_id"].to_numpy()}
@@ -333,15 +370,24 @@ def run_spark(data, out):
              .config("spark.ui.enabled", "false")
              .getOrCreate())
     spark.sparkContext.setLogLevel("ERROR")
+
+    # Gaps: Spark SQL orders NaN above every number (`NaN > 0` is true; NaN = NaN), averages
+    # it and counts it, and +-inf passes `> 0`; so every measure is read through valid() (NULL
+    # unless finite: SPEC's invalid values), after which NULL fails every condition and
+    # avg / count / rank skip it.
+    def valid(*names):
+        return [F.when(~F.isnan(c) & (F.abs(c) != float("inf")), F.col(c)).alias(c)
+                for c in names]
+
     lend = spark.read.parquet(os.path.join(data, "lending")).select(
-        "date", "security_id", "on_loan_qty", "lendable_qty", "fee_bps")
+        "date", "security_id", *valid("on_loan_qty", "lendable_qty", "fee_bps"))
     mkt = spark.read.parquet(os.path.join(data, "market")).select(
-        "date", "security_id", "volume", "shares_outstanding", "market_cap", "book_to_market",
-        "total_return")
+        "date", "security_id", *valid("volume", "shares_outstanding", "market_cap",
+                                      "book_to_market", "total_return"))
     q = F.col("on_loan_qty")
 
     def ratio(a, b):
-        return F.when((b > 0) & (a >= 0) & ~F.isnan(b) & ~F.isnan(a), a / b)
+        return F.when((b > 0) & (a >= 0), a / b)
 
     sec = Window.partitionBy("security_id").orderBy("date")
     w21 = sec.rowsBetween(1, 21)
@@ -349,7 +395,7 @@ def run_spark(data, out):
     df = (lend.join(mkt, ["date", "security_id"])
           .withColumn("util", ratio(q, F.col("lendable_qty")))
           .withColumn("si", ratio(q, F.col("shares_outstanding")))
-          .withColumn("fee", F.when(~F.isnan("fee_bps"), F.col("fee_bps")))
+          .withColumn("fee", F.col("fee_bps"))
           .withColumn("adv", F.avg("volume").over(sec.rowsBetween(-29, 0)))
           .withColumn("dtc", ratio(q, F.col("adv")))
           .withColumn("f21", F.product(F.col("total_return") + 1).over(w21))
@@ -362,7 +408,7 @@ def run_spark(data, out):
                                     & (F.col("si_sd") > 0),
                                     (F.col("si") - F.col("si_mean")) / F.col("si_sd")))
           .withColumn("lncap", F.when(F.col("market_cap") > 0, F.log("market_cap")))
-          .withColumn("btm", F.when(~F.isnan("book_to_market"), F.col("book_to_market"))))
+          .withColumn("btm", F.col("book_to_market")))
 
     @pandas_udf("double")
     def phi_inv(p: pd.Series) -> pd.Series:
@@ -416,10 +462,16 @@ def run_spark(data, out):
 # ---------------------------------------------------------------------------------------------
 # Agreement with lendfusion, and the harness.
 
-# The IC ranks the composite: two composites within ~1e-13 of each other (Phi^-1 computed by
-# another library) can swap places, which moves that date's IC by ~1e-7.
-TOLERANCE = {"rank_util": 1e-12, "rank_dtc": 1e-12, "rank_si": 1e-12, "rank_sis": 1e-12,
-             "rank_fee": 1e-12, "composite": 1e-9, "resid": 1e-9, "fwd21": 1e-9, "ic": 1e-6}
+# Exact: a cross-sectional rank is r / n with r an integer or half-integer and n an integer,
+# one correctly rounded division in every tool, so any difference is a different rank or a
+# different n (a row left in or out of the cross-section). Integer, Boolean and string columns
+# (buckets, flags, labels) are exact too, whatever their name.
+EXACT = {"rank_util", "rank_dtc", "rank_si", "rank_sis", "rank_fee"}
+# Within a tolerance relative to max(1, |ours|): Phi^-1 comes from another library (the last
+# bits differ), the OLS and the forward product from another order of operations. The IC ranks
+# the composite: two composites within ~1e-13 of each other can swap places, which moves that
+# date's IC by ~1e-7.
+TOLERANCE = {"composite": 1e-9, "resid": 1e-9, "fwd21": 1e-9, "ic": 1e-6}
 
 
 def near_tie_dates(panel):
@@ -431,38 +483,110 @@ def near_tie_dates(panel):
     return set(both.loc[gap < 1e-12, "date"])
 
 
+def key_values(column):
+    """A key column as numpy values comparable across writers (dates as days since the epoch,
+    identifiers as str, whatever Arrow type each tool wrote them as)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    column = column.combine_chunks()
+    if pa.types.is_dictionary(column.type):
+        column = column.dictionary_decode()
+    if pa.types.is_timestamp(column.type) or pa.types.is_date(column.type):
+        return pc.cast(pc.cast(column, pa.date32()), pa.int32()).to_numpy(zero_copy_only=False)
+    return np.asarray(pc.cast(column, pa.large_string()).to_pylist(), dtype=object)
+
+
+def values_and_nulls(column):
+    """(values, is_null) of a value column; values are float64 for numeric columns (NULL rows
+    hold NaN there, but the mask, not NaN, says which rows are NULL) and objects otherwise."""
+    import pyarrow as pa
+    column = column.combine_chunks()
+    if pa.types.is_dictionary(column.type):
+        column = column.dictionary_decode()
+    nulls = column.is_null().to_numpy(zero_copy_only=False)
+    if pa.types.is_floating(column.type) or pa.types.is_integer(column.type) \
+            or pa.types.is_boolean(column.type):
+        values = column.cast(pa.float64()).to_numpy(zero_copy_only=False)
+    else:
+        values = np.asarray(column.to_pylist(), dtype=object)
+    return values, nulls
+
+
+def shown(value):
+    """A value as a message shows it: every digit of a float, none of numpy's wrapping."""
+    return repr(float(value)) if isinstance(value, np.floating) else repr(value)
+
+
 def compare(ours_dir, peer_dir):
-    """Differences beyond tolerance between the peer's outputs and ours (empty = agree).
-    Tolerances are relative to max(1, |ours|); NULL must match NULL."""
+    """Differences between the peer's outputs and ours (empty = agree): the same columns and
+    rows; the same keys; NULL exactly where ours is NULL; no NaN or +-inf on either side (SPEC:
+    a function never returns them); ranks and integer / Boolean / string columns exactly equal;
+    the other numbers within TOLERANCE of ours."""
+    import pyarrow as pa
     import pyarrow.parquet as pq
     problems = []
-    ours_panel = pq.read_table(os.path.join(ours_dir, "panel.parquet")).to_pandas()
-    skip = near_tie_dates(ours_panel)
+    ours_panel = pq.read_table(os.path.join(ours_dir, "panel.parquet"),
+                               columns=["date", "composite", "fwd21"]).to_pandas()
+    skip = {np.datetime64(d, "D").astype(np.int64) for d in near_tie_dates(ours_panel)}
     for name, key in (("panel.parquet", ["date", "security_id"]), ("ic.parquet", ["date"])):
-        ours = pq.read_table(os.path.join(ours_dir, name)).to_pandas()
-        theirs = pq.read_table(os.path.join(peer_dir, name)).to_pandas()
-        if len(ours) != len(theirs):
-            problems.append(f"{name}: {len(theirs)} rows vs ours {len(ours)}")
+        ours = pq.read_table(os.path.join(ours_dir, name))
+        theirs = pq.read_table(os.path.join(peer_dir, name))
+        if sorted(ours.column_names) != sorted(theirs.column_names):
+            problems.append(f"{name}: columns {theirs.column_names} vs ours {ours.column_names}")
             continue
-        ours = ours.sort_values(key, ignore_index=True)
-        theirs = theirs.sort_values(key, ignore_index=True)
-        for k in key:
-            if not (ours[k].astype(str).to_numpy() == theirs[k].astype(str).to_numpy()).all():
-                problems.append(f"{name}: key column {k} differs")
-        tied = ours["date"].isin(skip).to_numpy() if name == "ic.parquet" else False
-        for col in [c for c in ours.columns if c not in key]:
-            a = ours[col].to_numpy(dtype=np.float64)
-            b = theirs[col].to_numpy(dtype=np.float64)
-            null_a, null_b = np.isnan(a), np.isnan(b)
+        if ours.num_rows != theirs.num_rows:
+            problems.append(f"{name}: {theirs.num_rows} rows vs ours {ours.num_rows}")
+            continue
+        order = [(k, "ascending") for k in key]
+        ours = ours.sort_by(order)
+        theirs = theirs.select(ours.column_names).sort_by(order)
+        keys = {k: key_values(ours[k]) for k in key}
+        differs = [k for k in key if not np.array_equal(keys[k], key_values(theirs[k]))]
+        if differs:
+            problems.append(f"{name}: key columns {differs} differ")
+            continue
+
+        def where(i):
+            return ", ".join(f"{k}={np.datetime64(int(keys[k][i]), 'D')}" if k == "date"
+                             else f"{k}={keys[k][i]}" for k in key)
+
+        # (A Boolean mask either way: `~False` is -1, and a mask of 0s and -1s would index.)
+        tied = (np.isin(keys["date"], list(skip)) if name == "ic.parquet"
+                else np.zeros(ours.num_rows, dtype=bool))
+        for col in [c for c in ours.column_names if c not in key]:
+            a, null_a = values_and_nulls(ours[col])
+            b, null_b = values_and_nulls(theirs[col])
+            numeric = a.dtype == np.float64 and b.dtype == np.float64
+            if numeric:
+                bad = [(side, v, n) for side, v, n in (("ours", a, null_a), ("peer", b, null_b))
+                       if (~n & ~np.isfinite(v)).any()]
+                for side, v, n in bad:
+                    i = np.flatnonzero(~n & ~np.isfinite(v))[0]
+                    problems.append(f"{name}.{col}: {side} has {(~n & ~np.isfinite(v)).sum()} "
+                                    f"NaN / inf values (SPEC: NULL), first at {where(i)}: {v[i]}")
+                if bad:
+                    continue
             if (null_a != null_b).any():
                 i = np.flatnonzero(null_a != null_b)[0]
                 problems.append(f"{name}.{col}: {(null_a != null_b).sum()} NULL mismatches, "
-                                f"first row {i}: ours {a[i]} peer {b[i]}")
+                                f"first at {where(i)}: ours {None if null_a[i] else a[i]} "
+                                f"peer {None if null_b[i] else b[i]}")
                 continue
+            exact = (col in EXACT or not numeric
+                     or not pa.types.is_floating(ours.schema.field(col).type))
             ok = ~null_a & ~tied
+            if exact:
+                diff = np.flatnonzero(ok & (a != b))
+                if diff.size:
+                    i = diff[0]
+                    problems.append(f"{name}.{col}: {diff.size} values not exactly equal, "
+                                    f"first at {where(i)}: ours {shown(a[i])} peer {shown(b[i])}")
+                continue
             err = np.abs(a[ok] - b[ok]) / np.maximum(1.0, np.abs(a[ok]))
             if err.size and err.max() > TOLERANCE[col]:
-                problems.append(f"{name}.{col}: max relative difference {err.max():.3g}")
+                i = np.flatnonzero(ok)[np.argmax(err)]
+                problems.append(f"{name}.{col}: max relative difference {err.max():.3g} "
+                                f"at {where(i)}: ours {shown(a[i])} peer {shown(b[i])}")
     return problems
 
 

@@ -6,6 +6,8 @@
 use std::process::Command;
 
 use crate::support::cluster::lendfusion_bin;
+use crate::support::python::run_script;
+use crate::support::small_panel;
 
 #[test]
 fn benchmark_smoke_run_agrees_with_every_peer() {
@@ -59,5 +61,38 @@ fn benchmark_smoke_run_agrees_with_every_peer() {
     assert!(
         ours.len() >= 2 && ours.iter().all(|l| l.contains("ic_from=stream")),
         "{results}"
+    );
+}
+
+/// The peers' agreement check (`benches/peers/peers.py`'s `compare`) against our job's own
+/// outputs on the gappy small panel: an identical copy agrees, and a copy changed in any one
+/// way — a rank one ulp off, a NULL where ours has a value or the reverse, NaN or infinity for
+/// a value or a NULL, a row or column missing, a key changed, an IC off — at a row far from the
+/// start does not.
+#[tokio::test]
+async fn benchmark_agreement_check_fails_on_every_disagreement() {
+    let (data, _) = small_panel().await;
+    let out = tempfile::tempdir().expect("tempdir");
+    let job = Command::new(lendfusion_bin())
+        .args(["bench", "factor-panel", "--data"])
+        .arg(data)
+        .arg("--out")
+        .arg(out.path())
+        .env_remove("LENDFUSION_CONFIG")
+        .output()
+        .expect("run lendfusion bench factor-panel");
+    assert!(
+        job.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&job.stdout),
+        String::from_utf8_lossy(&job.stderr)
+    );
+    let report = run_script(
+        "bench_compare.py",
+        &[out.path().to_str().expect("utf-8 path")],
+    );
+    assert!(
+        report.starts_with("ok identical copy agrees") && !report.contains("MISSED"),
+        "{report}"
     );
 }
