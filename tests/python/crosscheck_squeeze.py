@@ -228,6 +228,13 @@ def factors(j):
 EXACT_FACTORS = {"squeeze_score"}
 
 
+def same_rows(table, ref):
+    """The result has one row per row of lending JOIN market, in the reference's order."""
+    return (table.num_rows == len(ref)
+            and table.column("security_id").to_pylist() == list(ref.security_id)
+            and table.column("date").to_pylist() == list(ref.date))
+
+
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("--panel", required=True)
@@ -248,8 +255,8 @@ def main():
 
     squeeze = load_all(paths, "squeeze", ["security_id", "date"])
     first = squeeze[paths[0][0]]
-    if first.num_rows != len(ref) or first.column("security_id").to_pylist() != list(ref.security_id):
-        failures.append(f"squeeze: {first.num_rows} rows, the joined panel has {len(ref)}")
+    if not same_rows(first, ref):
+        failures.append(f"squeeze: {first.num_rows} rows, not the joined panel's {len(ref)}")
     else:
         for path, got in squeeze.items():
             if not same_keys(first, got, path, ["security_id", "date"], failures):
@@ -266,8 +273,8 @@ def main():
     want["squeeze_score"] = ref.squeeze_score.to_numpy(float)
     panels = load_all(paths, "factors", ["security_id", "date"])
     first = panels[paths[0][0]]
-    if first.num_rows != len(ref) or first.column("security_id").to_pylist() != list(ref.security_id):
-        failures.append(f"factors: {first.num_rows} rows, the joined panel has {len(ref)}")
+    if not same_rows(first, ref):
+        failures.append(f"factors: {first.num_rows} rows, not the joined panel's {len(ref)}")
     else:
         names = [n for n in first.schema.names if n not in ("date", "security_id")]
         if sorted(names) != sorted(want):
