@@ -1,10 +1,14 @@
-//! Every lending and time-series function against an independent Python implementation on
-//! generated data (with NULL, NaN, zero and negative values punched in), and the generator's
-//! planted squeezes recovered by `squeeze_event`.
+//! Every SPEC function, view and built-in factor against independent Python implementations on
+//! generated data with its gaps (and more NULL, NaN, zero and negative values punched in), on
+//! four paths: embedded, `lendfusion sql --data`, an embedded cluster and worker processes; and
+//! the generator's planted squeezes recovered by `squeeze_event`.
 
 use arrow::array::{Array, ArrayRef, AsArray};
 use arrow::datatypes::DataType;
 
+use std::time::Duration;
+
+use crate::support::cluster::{ProcessCluster, lendfusion_bin};
 use crate::support::python::run_script;
 use crate::support::{generate_local, local_session, options, sql};
 
@@ -22,9 +26,9 @@ fn inputs_sql() -> String {
            CASE WHEN {H} % 41 = 0 THEN NULL WHEN {H} % 41 = 1 THEN 'NaN'::double WHEN {H} % 41 = 2 THEN -5 ELSE l.fee_bps END AS fee_bps,
            CASE WHEN {H} % 211 = 0 THEN NULL WHEN {H} % 211 = 1 THEN 'NaN'::double WHEN {H} % 211 = 2 THEN 'inf'::double ELSE m.total_return END AS ret,
            CASE WHEN {H} % 197 = 0 THEN NULL WHEN {H} % 197 = 1 THEN 'NaN'::double ELSE l.on_loan_qty END AS q,
-           AVG(m.volume) OVER (PARTITION BY l.security_id ORDER BY l.date ROWS BETWEEN 29 PRECEDING AND CURRENT ROW) AS adv30,
+           AVG(valid_value(m.volume)) OVER (PARTITION BY l.security_id ORDER BY l.date ROWS BETWEEN 29 PRECEDING AND CURRENT ROW) AS adv30,
            LAG(l.vwaf_bps) OVER (PARTITION BY l.security_id ORDER BY l.date) AS vwaf_prev,
-           AVG(m.total_return) OVER (PARTITION BY l.date) AS mkt
+           AVG(valid_value(m.total_return)) OVER (PARTITION BY l.date) AS mkt
          FROM lending l JOIN market m ON l.date = m.date AND l.security_id = m.security_id"
     )
 }
@@ -34,6 +38,7 @@ fn results_sql() -> String {
         "WITH i AS ({inputs}),
          j AS (SELECT *, short_interest(on_loan_qty, shares_outstanding) AS si, ret * 10 AS ret10 FROM i)
          SELECT *,
+           short_interest(on_loan_qty, shares_outstanding) AS short_interest,
            utilization(on_loan_qty, lendable_qty) AS utilization,
            active_utilization(on_loan_value, active_lendable_value) AS active_utilization,
            demand_supply_ratio(borrowed_qty, lendable_qty) AS demand_supply_ratio,
@@ -60,7 +65,8 @@ fn results_sql() -> String {
            short_cohort_otm(q, close) OVER w AS otm,
            short_cohort_pnl(q, close) OVER w AS pnl,
            short_cohort_near_breakeven(q, close) OVER w AS near,
-           short_cohort_near_breakeven(q, close, 0.1) AS near_10_placeholder,
+           short_cohort_near_breakeven(q, close, 0.1) OVER w AS near_10,
+           squeeze_event(ret, q) OVER w AS squeeze,
            cs_rank(fee_bps) OVER c AS cs_rank_fee,
            cs_zscore(fee_bps) OVER c AS cs_zscore_fee,
            cs_demean(fee_bps) OVER c AS cs_demean_fee,
@@ -76,60 +82,223 @@ fn results_sql() -> String {
     )
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn functions_agree_with_independent_python_reference() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let root = dir.path().join("panel");
-    generate_local(&options(&root, 40, "2019-01-01", "2020-06-30", 21)).await;
-    let ctx = local_session(&root).await;
-    let query = results_sql()
-        .replace(
-            "short_cohort_near_breakeven(q, close, 0.1) AS near_10_placeholder",
-            "short_cohort_near_breakeven(q, close, 0.1) OVER w AS near_10,
-             squeeze_event(ret, q) OVER w AS squeeze",
-        )
-        .replace(
-            "SELECT *,\n",
-            "SELECT *, short_interest(on_loan_qty, shares_outstanding) AS short_interest,\n",
+/// Aggregates of the same inputs by date (`fm_coefficients` cut into scalars, so that every
+/// output format carries it).
+fn by_date_sql() -> String {
+    format!(
+        "WITH i AS ({inputs}),
+         j AS (SELECT *, short_interest(on_loan_qty, shares_outstanding) AS si,
+                 fwd_return(ret, 21) OVER (PARTITION BY security_id ORDER BY date) AS fwd21 FROM i)
+         SELECT date, ic_fee, c[1] AS fm_b0, c[2] AS fm_b1, c[3] AS fm_b2
+         FROM (SELECT date, spearman_ic(fee_bps, fwd21) AS ic_fee, fm_coefficients(ret, fee_bps, si) AS c
+               FROM j GROUP BY date)",
+        inputs = inputs_sql()
+    )
+}
+
+/// Aggregates of the same inputs by security.
+fn by_security_sql() -> String {
+    format!(
+        "WITH i AS ({inputs})
+         SELECT security_id,
+           ann_return(ret ORDER BY date) AS ann_return, ann_vol(ret) AS ann_vol, sharpe_ratio(ret) AS sharpe,
+           information_ratio(ret ORDER BY date) AS ir, max_drawdown(ret ORDER BY date) AS mdd, hit_rate(ret) AS hit,
+           nw_tstat(ret ORDER BY date) AS nw, nw_tstat(ret, 3 ORDER BY date) AS nw_3, ann_return(ret, 12) AS ann_return_12
+         FROM i GROUP BY security_id",
+        inputs = inputs_sql()
+    )
+}
+
+/// The `squeeze_inputs` view with the scores' inputs and the three scores.
+const SQUEEZE_SQL: &str = "WITH s AS (
+       SELECT s.*, l.on_loan_value AS short_value, l.fee_bps, l.on_loan_qty,
+              days_to_cover(l.on_loan_qty, AVG(valid_value(m.volume)) OVER w30) AS dtc,
+              short_interest_float(l.on_loan_qty, m.float_shares) AS sif,
+              l.fee_bps - LAG(l.fee_bps, 5) OVER w AS fee_change,
+              short_cohort_pnl(l.on_loan_qty, m.close) OVER w AS pnl,
+              m.close
+       FROM squeeze_inputs s
+       JOIN lending l ON l.date = s.date AND l.security_id = s.security_id
+       JOIN market m ON m.date = s.date AND m.security_id = s.security_id
+       WINDOW w AS (PARTITION BY s.security_id ORDER BY s.date),
+              w30 AS (PARTITION BY s.security_id ORDER BY s.date ROWS BETWEEN 29 PRECEDING AND CURRENT ROW)
+     ), p AS (
+       SELECT *, pnl - LAG(pnl, 5) OVER w AS pnl5, pnl - LAG(pnl, 20) OVER w AS pnl20, pnl - LAG(pnl, 60) OVER w AS pnl60,
+              crowded_score(short_value, fee_bps, dtc, sif) OVER (PARTITION BY date) AS crowded_score
+       FROM s WINDOW w AS (PARTITION BY security_id ORDER BY date)
+     )
+     SELECT *,
+       squeeze_score(otm, otm_max20, near_breakeven, news, earnings, abnormal_volume) OVER d AS squeeze_score,
+       squeeze_risk_score(crowded_score, fee_change, pnl5, pnl20, pnl60) OVER d AS squeeze_risk_score
+     FROM p WINDOW d AS (PARTITION BY date)";
+
+/// The `FactorPanel` SQL of every built-in factor over the whole panel.
+fn factors_sql() -> String {
+    let request = lendfusion_core::factors::PanelRequest {
+        factors: lendfusion_core::factors::builtin_factors()
+            .iter()
+            .map(|f| lendfusion_core::factors::PanelFactor {
+                expression: f.name.to_string(),
+                name: String::new(),
+            })
+            .collect(),
+        ..Default::default()
+    };
+    lendfusion_core::factors::panel_sql(&request).expect("panel sql")
+}
+
+/// Every cross-checked query, by the file name its result is written to.
+fn crosscheck_queries() -> Vec<(&'static str, String)> {
+    vec![
+        ("functions", results_sql()),
+        ("by_date", by_date_sql()),
+        ("by_security", by_security_sql()),
+        ("squeeze", SQUEEZE_SQL.to_string()),
+        ("factors", factors_sql()),
+    ]
+}
+
+/// Every SPEC function, the `squeeze_inputs` view, the three scores and every built-in factor
+/// against the independent Python references (tests/python/crosscheck_*.py) on a generated
+/// panel with its realistic gaps (NULL, NaN, ±inf, zero and negative denominators, halts,
+/// missing rows) plus holes the query punches in. The same SQL runs through four paths — an
+/// embedded session, `lendfusion sql --data` (its CSV parsed exactly: floats print
+/// round-trip), an embedded cluster with two workers and a coordinator with two worker
+/// processes — and every path's result is checked against the reference: ranks, buckets,
+/// integer scores and Booleans exactly (NULL positions too), other values to 1e-9.
+#[test]
+fn every_function_view_and_factor_agrees_with_python_on_every_path() {
+    // The embedded cluster plans, serializes and decodes these deep plans (the squeeze view
+    // under three layers of windows) on this runtime's threads: 2 MiB stacks overflow, so they
+    // get the 16 MiB the `lendfusion` binary gives its runtime.
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_stack_size(16 * 1024 * 1024)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    runtime
+        .block_on(runtime.spawn(cross_check_every_path()))
+        .expect("cross-check task");
+}
+
+async fn cross_check_every_path() {
+    let temp = tempfile::tempdir().expect("tempdir");
+    // LENDFUSION_KEEP_CROSSCHECK=1 keeps the panel and every path's results, to debug a reference.
+    let (_temp, dir) = if std::env::var_os("LENDFUSION_KEEP_CROSSCHECK").is_some() {
+        let kept = temp.keep();
+        eprintln!("cross-check files in {}", kept.display());
+        (None, kept)
+    } else {
+        let path = temp.path().to_path_buf();
+        (Some(temp), path)
+    };
+    let root = dir.join("panel");
+    let summary = generate_local(&options(&root, 40, "2019-01-01", "2020-06-30", 21)).await;
+    let gaps = &summary.truth.gap_counts;
+    for kind in [
+        "lending.on_loan_qty.nan",
+        "lending.on_loan_qty.zero",
+        "lending.fee_bps.inf",
+        "market.close.negative",
+        "market.total_return.nan",
+        "market.volume.null",
+        "events.sentiment.nan",
+        "market.halt_rows",
+    ] {
+        assert!(
+            gaps.get(kind).copied().unwrap_or(0) > 0,
+            "no {kind}: {gaps:?}"
         );
-    let batches = sql(&ctx, &query).await;
-    let rows: usize = batches.iter().map(|b| b.num_rows()).sum();
-    assert!(rows > 10_000, "{rows}");
-    let results = dir.path().join("results.parquet");
-    write_parquet(&results, &batches);
-    // Aggregates over the same inputs, by date and by security.
-    let all = arrow::compute::concat_batches(&batches[0].schema(), &batches).expect("concat");
-    ctx.register_batch("inputs", all).expect("register");
-    let by_date = dir.path().join("by_date.parquet");
-    write_parquet(&by_date, &sql(&ctx, BY_DATE).await);
-    let by_security = dir.path().join("by_security.parquet");
-    write_parquet(&by_security, &sql(&ctx, BY_SECURITY).await);
-    let path = |p: &std::path::Path| p.to_str().expect("path").to_string();
-    let report = run_script(
-        "crosscheck_functions.py",
-        &[
-            "--results",
-            &path(&results),
-            "--by-date",
-            &path(&by_date),
-            "--by-security",
-            &path(&by_security),
-        ],
-    );
+    }
+    let data = root.display().to_string();
+    let queries = crosscheck_queries();
+    let out = |path: &str| {
+        let d = dir.join(path);
+        std::fs::create_dir_all(&d).expect("mkdir");
+        d
+    };
+
+    // 1. Embedded.
+    let embedded = out("embedded");
+    let ctx = local_session(&root).await;
+    for (name, query) in &queries {
+        let batches = sql(&ctx, query).await;
+        let rows: usize = batches.iter().map(|b| b.num_rows()).sum();
+        assert!(rows >= 30, "{name}: {rows} rows");
+        write_parquet(&embedded.join(format!("{name}.parquet")), &batches);
+    }
+
+    // 2. `lendfusion sql --data DIR --format csv`.
+    let cli = out("cli");
+    for (name, query) in &queries {
+        let run = std::process::Command::new(lendfusion_bin())
+            .args(["sql", "--data", &data, "--format", "csv", query])
+            .env_remove("LENDFUSION_CONFIG")
+            .env_remove("LENDFUSION_DATA")
+            .output()
+            .expect("run lendfusion sql");
+        assert!(
+            run.status.success(),
+            "{name}: {}",
+            String::from_utf8_lossy(&run.stderr)
+        );
+        std::fs::write(cli.join(format!("{name}.csv")), &run.stdout).expect("write csv");
+    }
+
+    // 3. An embedded cluster with two workers.
+    let cluster_dir = out("cluster");
+    let config = lendfusion_core::LendfusionConfig {
+        data: Some(data.clone()),
+        ..Default::default()
+    };
+    let cluster = lendfusion_coordinator::EmbeddedCluster::start(&config, 2)
+        .await
+        .expect("cluster");
+    let client = cluster.client().await.expect("client");
+    for (name, query) in &queries {
+        let batches = sql(&client, query).await;
+        write_parquet(&cluster_dir.join(format!("{name}.parquet")), &batches);
+    }
+    drop(client);
+    drop(cluster);
+
+    // 4. A coordinator and two worker processes, through the Flight SQL port.
+    let processes_dir = out("processes");
+    let processes = ProcessCluster::start(&data, 2, &[]);
+    processes.wait_ready(Duration::from_secs(60)).await;
+    for (name, query) in &queries {
+        let batches = processes
+            .query(query)
+            .await
+            .unwrap_or_else(|e| panic!("{name}: {e}\n{}", processes.logs()));
+        write_parquet(&processes_dir.join(format!("{name}.parquet")), &batches);
+    }
+    drop(processes);
+
+    let mut args = vec![];
+    for (path, d) in [
+        ("embedded", &embedded),
+        ("cli", &cli),
+        ("cluster", &cluster_dir),
+        ("processes", &processes_dir),
+    ] {
+        args.push("--path".to_string());
+        args.push(format!("{path}={}", d.display()));
+    }
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let report = run_script("crosscheck_functions.py", &args);
     assert!(report.contains("outputs agree"), "{report}");
+    println!("{report}");
+    let mut squeeze_args = vec!["--panel", data.as_str()];
+    squeeze_args.extend_from_slice(&args);
+    let report = run_script("crosscheck_squeeze.py", &squeeze_args);
+    assert!(report.contains("squeeze outputs agree"), "{report}");
     println!("{report}");
 }
 
-const BY_DATE: &str = "SELECT date, ic_fee, c[1] AS fm_b0, c[2] AS fm_b1, c[3] AS fm_b2
-    FROM (SELECT date, spearman_ic(fee_bps, fwd21) AS ic_fee, fm_coefficients(ret, fee_bps, si) AS c FROM inputs GROUP BY date)";
-
-const BY_SECURITY: &str = "SELECT security_id,
-      ann_return(ret ORDER BY date) AS ann_return, ann_vol(ret) AS ann_vol, sharpe_ratio(ret) AS sharpe,
-      information_ratio(ret ORDER BY date) AS ir, max_drawdown(ret ORDER BY date) AS mdd, hit_rate(ret) AS hit,
-      nw_tstat(ret ORDER BY date) AS nw, nw_tstat(ret, 3 ORDER BY date) AS nw_3, ann_return(ret, 12) AS ann_return_12
-    FROM inputs GROUP BY security_id";
-
 fn write_parquet(path: &std::path::Path, batches: &[arrow::record_batch::RecordBatch]) {
+    assert!(!batches.is_empty(), "{}: no batches", path.display());
     let file = std::fs::File::create(path).expect("create");
     let mut writer =
         parquet::arrow::ArrowWriter::try_new(file, batches[0].schema(), None).expect("writer");
@@ -269,46 +438,4 @@ fn strings(column: &ArrayRef) -> Vec<String> {
     let utf8 = arrow::compute::cast(column, &DataType::Utf8).expect("cast to Utf8");
     let a = utf8.as_string::<i32>();
     (0..a.len()).map(|i| a.value(i).to_string()).collect()
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn squeeze_inputs_and_scores_agree_with_python_reference() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let root = dir.path().join("panel");
-    generate_local(&options(&root, 30, "2020-01-01", "2020-12-31", 8)).await;
-    let ctx = local_session(&root).await;
-    let batches = sql(
-        &ctx,
-        "WITH s AS (
-           SELECT s.*, l.on_loan_value AS short_value, l.fee_bps,
-                  days_to_cover(l.on_loan_qty, AVG(m.volume) OVER w30) AS dtc,
-                  short_interest_float(l.on_loan_qty, m.float_shares) AS sif,
-                  l.fee_bps - LAG(l.fee_bps, 5) OVER w AS fee_change,
-                  short_cohort_pnl(l.on_loan_qty, m.close) OVER w AS pnl,
-                  m.close
-           FROM squeeze_inputs s
-           JOIN lending l ON l.date = s.date AND l.security_id = s.security_id
-           JOIN market m ON m.date = s.date AND m.security_id = s.security_id
-           WINDOW w AS (PARTITION BY s.security_id ORDER BY s.date),
-                  w30 AS (PARTITION BY s.security_id ORDER BY s.date ROWS BETWEEN 29 PRECEDING AND CURRENT ROW)
-         ), p AS (
-           SELECT *, pnl - LAG(pnl, 5) OVER w AS pnl5, pnl - LAG(pnl, 20) OVER w AS pnl20, pnl - LAG(pnl, 60) OVER w AS pnl60,
-                  crowded_score(short_value, fee_bps, dtc, sif) OVER (PARTITION BY date) AS crowded_score
-           FROM s WINDOW w AS (PARTITION BY security_id ORDER BY date)
-         )
-         SELECT *,
-           squeeze_score(otm, otm_max20, near_breakeven, news, earnings, abnormal_volume) OVER d AS squeeze_score,
-           squeeze_risk_score(crowded_score, fee_change, pnl5, pnl20, pnl60) OVER d AS squeeze_risk_score
-         FROM p WINDOW d AS (PARTITION BY date)",
-    )
-    .await;
-    let results = dir.path().join("squeeze.parquet");
-    write_parquet(&results, &batches);
-    let path = |p: &std::path::Path| p.to_str().expect("path").to_string();
-    let report = run_script(
-        "crosscheck_squeeze.py",
-        &["--panel", &path(&root), "--results", &path(&results)],
-    );
-    assert!(report.contains("squeeze outputs agree"), "{report}");
-    println!("{report}");
 }

@@ -1,9 +1,11 @@
-"""Independent reference for lendfusion's lending and time-series functions (SPEC 3.1, 3.2).
+"""Independent reference for lendfusion's functions (SPEC 3.1-3.4).
 
-Reads the inputs and outputs lendfusion computed (one Parquet file written by the Rust test),
-recomputes every output from the inputs with numpy/pandas written straight from SPEC, and
-compares: NULLs must match exactly, values to 1e-9 (absolute, or relative for large values).
-Exit status 1 on any mismatch.
+Reads the inputs and outputs lendfusion computed on every path (`--path name=folder`, see
+crosscheck_common), recomputes every output from the first path's inputs with numpy/pandas/
+scipy/statsmodels written straight from SPEC, and compares each path's outputs with it: NULL
+positions exactly; ranks, buckets, scores and Booleans exactly; values to 1e-9 (absolute, or
+relative for large values). Each path's inputs must be the first path's. Exit status 1 on any
+mismatch.
 """
 import argparse
 import math
@@ -11,11 +13,14 @@ import sys
 
 import numpy as np
 import pandas as pd
-import pyarrow.parquet as pq
-from scipy.stats import norm, spearmanr
 import statsmodels.api as sm
+from scipy.stats import norm, spearmanr
 
-TOL = 1e-9
+sys.path.insert(0, __file__.rsplit("/", 1)[0])
+from crosscheck_common import (  # noqa: E402
+    bucket_exact, compare, compare_inputs, load_all, parse_paths, pct_rank_exact, same_keys,
+)
+
 DEFAULT_BREAKPOINTS = np.array([25, 50, 100, 200, 400, 800, 1600, 3200, 6400], dtype=float)
 CUSTOM_BREAKPOINTS = np.array([10, 20, 40, 80, 160, 320, 640, 1280, 2560], dtype=float)
 
@@ -172,11 +177,6 @@ def cross_section(df, column, fn, keys=("date",)):
     return out
 
 
-def pct_rank(v):
-    s = pd.Series(v)
-    return s.rank(method="average", pct=True).to_numpy()
-
-
 def zscore(v):
     s = pd.Series(v)
     n = s.notna().sum()
@@ -195,14 +195,6 @@ def normal_rank(v):
     s = pd.Series(v)
     r = s.rank(method="average")
     return norm.ppf((r - 0.5) / s.notna().sum()).astype(float)
-
-
-def bucket(k):
-    def f(v):
-        s = pd.Series(v)
-        r = s.rank(method="average")
-        return np.ceil(k * r / s.notna().sum()).to_numpy(dtype=float)
-    return f
 
 
 def winsorize(p):
@@ -287,24 +279,24 @@ def series_ref(r, periods=252):
     return out
 
 
-def check_by_date(df, agg, failures, checked):
-    agg = agg.sort_values("date").reset_index(drop=True)
-    ic, c0, c1, c2 = [], [], [], []
+
+
+def by_date_ref(df, dates):
     groups = df.groupby("date", sort=True)
-    for date in agg.date:
+    want = {k: [] for k in ["ic_fee", "fm_b0", "fm_b1", "fm_b2"]}
+    for date in dates:
         g = groups.get_group(date)
-        ic.append(spearman_ref(g.fee_bps.to_numpy(float), g.fwd21.to_numpy(float)))
+        want["ic_fee"].append(spearman_ref(g.fee_bps.to_numpy(float), g.fwd21.to_numpy(float)))
         b = fm_coefficients_ref(g.ret.to_numpy(float), [g.fee_bps.to_numpy(float), g.si.to_numpy(float)])
-        c0.append(b[0]); c1.append(b[1]); c2.append(b[2])
-    for name, want in [("ic_fee", ic), ("fm_b0", c0), ("fm_b1", c1), ("fm_b2", c2)]:
-        checked[name] = compare(name, agg[name].astype(float).to_numpy(), np.array(want), failures)
+        for i in range(3):
+            want[f"fm_b{i}"].append(b[i])
+    return want
 
 
-def check_by_security(df, agg, failures, checked):
-    agg = agg.sort_values("security_id").reset_index(drop=True)
+def by_security_ref(df, ids):
     want = {k: [] for k in ["ann_return", "ann_vol", "sharpe", "ir", "mdd", "hit", "nw", "nw_3", "ann_return_12"]}
     groups = df.groupby("security_id", sort=True)
-    for sid in agg.security_id:
+    for sid in ids:
         r = groups.get_group(sid).sort_values("date").ret.to_numpy(float)
         s = series_ref(r)
         for k in ["ann_return", "ann_vol", "sharpe", "ir", "mdd", "hit"]:
@@ -312,119 +304,125 @@ def check_by_security(df, agg, failures, checked):
         want["nw"].append(nw_ref(r))
         want["nw_3"].append(nw_ref(r, 3))
         want["ann_return_12"].append(series_ref(r, 12)["ann_return"])
-    for k, v in want.items():
-        checked[k] = compare(k, agg[k].astype(float).to_numpy(), np.array(v), failures)
+    return want
 
 
-def compare(name, got, expected, failures):
-    got = np.asarray(got, dtype=float)
-    expected = np.asarray(expected, dtype=float)
-    null_got = ~np.isfinite(got)
-    null_exp = ~np.isfinite(expected)
-    bad = np.nonzero(null_got != null_exp)[0]
-    both = ~null_got & ~null_exp
-    diff = np.abs(got - expected)
-    scale = np.maximum(1.0, np.abs(expected))
-    far = np.nonzero(both & (diff > TOL * scale))[0]
-    if len(bad) or len(far):
-        i = (list(bad) + list(far))[0]
-        failures.append(f"{name}: {len(bad)} NULL mismatches, {len(far)} value mismatches; "
-                        f"first at row {i}: lendfusion {got[i]!r}, reference {expected[i]!r}")
-    return int(both.sum())
+def reference(df):
+    """Every output of the functions query, from its inputs: {column: (values, exact)}."""
+    want = {}
 
-
-def main():
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--results", required=True)
-    parser.add_argument("--by-date", help="aggregates GROUP BY date")
-    parser.add_argument("--by-security", help="aggregates GROUP BY security_id")
-    args = parser.parse_args()
-    df = pq.read_table(args.results).to_pandas()
-    df = df.sort_values(["security_id", "date"], kind="stable").reset_index(drop=True)
-    failures = []
-    checked = {}
-
-    def check(name, expected):
-        checked[name] = compare(name, df[name].astype(float).to_numpy(), expected, failures)
+    def ref(name, values, exact=False):
+        want[name] = (np.asarray(values, dtype=float), exact)
 
     # Lending factors (SPEC 3.1)
-    check("utilization", ratio(df.on_loan_qty, df.lendable_qty))
-    check("active_utilization", ratio(df.on_loan_value, df.active_lendable_value))
-    check("demand_supply_ratio", ratio(df.borrowed_qty, df.lendable_qty))
-    check("lending_supply", ratio(df.lendable_qty, df.shares_outstanding))
-    check("short_interest", ratio(df.on_loan_qty, df.shares_outstanding))
-    check("short_interest_float", ratio(df.on_loan_qty, df.float_shares))
-    check("days_to_cover", ratio(df.on_loan_qty, df.adv30))
-    check("on_loan_stability", ratio(df.stable_on_loan_qty, df.on_loan_qty))
-    check("lendable_stability", ratio(df.stable_lendable_qty, df.lendable_qty))
-    check("rerate_pct", ratio(df.rerated_value, df.on_loan_value))
-    check("rerate_direction", rerate_direction(df.vwaf_bps, df.vwaf_prev))
-    check("dcbs", dcbs(df.fee_bps, DEFAULT_BREAKPOINTS))
-    check("dcbs_custom", dcbs(df.fee_bps, CUSTOM_BREAKPOINTS))
-    check("is_htb", is_htb(df.fee_bps, 120.0))
-    check("is_htb_60", is_htb(df.fee_bps, 60.0))
-    for name, band in [("regime", 0.15), ("regime_05", 0.05)]:
-        want = regime([None if pd.isna(v) else float(v) for v in df.ret10], band)
-        got = df[name].to_numpy(dtype=object)
-        mism = [i for i in range(len(df)) if (got[i] if not pd.isna(got[i]) else None) != want[i]]
-        checked[name] = len(df)
-        if mism:
-            i = mism[0]
-            failures.append(f"{name}: {len(mism)} mismatches; first at row {i}: {got[i]!r} vs {want[i]!r}")
+    ref("short_interest", ratio(df.on_loan_qty, df.shares_outstanding))
+    ref("utilization", ratio(df.on_loan_qty, df.lendable_qty))
+    ref("active_utilization", ratio(df.on_loan_value, df.active_lendable_value))
+    ref("demand_supply_ratio", ratio(df.borrowed_qty, df.lendable_qty))
+    ref("lending_supply", ratio(df.lendable_qty, df.shares_outstanding))
+    ref("short_interest_float", ratio(df.on_loan_qty, df.float_shares))
+    ref("days_to_cover", ratio(df.on_loan_qty, df.adv30))
+    ref("on_loan_stability", ratio(df.stable_on_loan_qty, df.on_loan_qty))
+    ref("lendable_stability", ratio(df.stable_lendable_qty, df.lendable_qty))
+    ref("rerate_pct", ratio(df.rerated_value, df.on_loan_value))
+    ref("rerate_direction", rerate_direction(df.vwaf_bps, df.vwaf_prev), exact=True)
+    ref("dcbs", dcbs(df.fee_bps, DEFAULT_BREAKPOINTS), exact=True)
+    ref("dcbs_custom", dcbs(df.fee_bps, CUSTOM_BREAKPOINTS), exact=True)
+    ref("is_htb", is_htb(df.fee_bps, 120.0), exact=True)
+    ref("is_htb_60", is_htb(df.fee_bps, 60.0), exact=True)
 
     # Time series (SPEC 3.2), per security in date order
-    check("fwd5", per_security(df, "ret", lambda r: fwd_return(r, 5)))
-    check("fwd21", per_security(df, "ret", lambda r: fwd_return(r, 21)))
-    check("past_10", per_security(df, "ret", lambda r: past_return(r, 10)))
-    check("past_20_5", per_security(df, "ret", lambda r: past_return(r, 20, 5)))
-    check("z_fee_30", per_security(df, "fee_bps", lambda x: ts_zscore(x, 30)))
-    check("sis_60", per_security(df, "si", lambda x: ts_zscore(x, 60)))
+    ref("fwd5", per_security(df, "ret", lambda r: fwd_return(r, 5)))
+    ref("fwd21", per_security(df, "ret", lambda r: fwd_return(r, 21)))
+    ref("past_10", per_security(df, "ret", lambda r: past_return(r, 10)))
+    ref("past_20_5", per_security(df, "ret", lambda r: past_return(r, 20, 5)))
+    ref("z_fee_30", per_security(df, "fee_bps", lambda x: ts_zscore(x, 30)))
+    ref("sis_60", per_security(df, "si", lambda x: ts_zscore(x, 60)))
     beta = np.full(len(df), np.nan)
+    otm, pnl, near5, near10, squeeze = (np.full(len(df), np.nan) for _ in range(5))
     for _, idx in df.groupby("security_id", sort=False).indices.items():
         beta[idx] = ts_beta(df.ret.to_numpy(float)[idx], df.mkt.to_numpy(float)[idx], 60)
-    check("beta_60", beta)
-    otm = np.full(len(df), np.nan)
-    pnl = np.full(len(df), np.nan)
-    near5 = np.full(len(df), np.nan)
-    near10 = np.full(len(df), np.nan)
-    squeeze = np.full(len(df), np.nan)
-    for _, idx in df.groupby("security_id", sort=False).indices.items():
         q = df.q.to_numpy(float)[idx]
         p = df.close.to_numpy(float)[idx]
         o, pl, nb = cohorts(q, p, [0.05, 0.1])
         otm[idx], pnl[idx], near5[idx], near10[idx] = o, pl, nb[0.05], nb[0.1]
         squeeze[idx] = squeeze_event(df.ret.to_numpy(float)[idx], q)
-    check("otm", otm)
-    check("pnl", pnl)
-    check("near", near5)
-    check("near_10", near10)
-    check("squeeze", squeeze)
+    ref("beta_60", beta)
+    ref("otm", otm)
+    ref("pnl", pnl)
+    ref("near", near5)
+    ref("near_10", near10)
+    ref("squeeze", squeeze, exact=True)
 
     # Cross sections (SPEC 3.3), per date
-    check("cs_rank_fee", cross_section(df, "fee_bps", pct_rank))
-    check("cs_zscore_fee", cross_section(df, "fee_bps", zscore))
-    check("cs_demean_fee", cross_section(df, "fee_bps", demean))
-    check("cs_normal_fee", cross_section(df, "fee_bps", normal_rank))
-    check("cs_bucket_fee", cross_section(df, "fee_bps", bucket(10)))
-    df["dcbs_value"] = df["dcbs"].astype(float)
-    check("cs_bucket_dcbs", cross_section(df, "dcbs_value", bucket(4)))
-    check("cs_winsor_ret", cross_section(df, "ret", winsorize(0.05)))
-    df["group"] = df.security_id.str[7]
-    check("cs_rank_ret_grouped", cross_section(df, "ret", pct_rank, keys=("date", "group")))
-    check("fm_resid_2", fm_residual(df, "si", ["ln_cap", "btm"]))
-    check("fm_resid_4", fm_residual(df, "ret", ["fee_bps", "si", "ln_cap", "btm"]))
+    ref("cs_rank_fee", cross_section(df, "fee_bps", pct_rank_exact), exact=True)
+    ref("cs_zscore_fee", cross_section(df, "fee_bps", zscore))
+    ref("cs_demean_fee", cross_section(df, "fee_bps", demean))
+    ref("cs_normal_fee", cross_section(df, "fee_bps", normal_rank))
+    ref("cs_bucket_fee", cross_section(df, "fee_bps", bucket_exact(10)), exact=True)
+    # cs_bucket of the reference's own dcbs, not of lendfusion's
+    dcbs_ref = pd.DataFrame({"date": df.date, "x": want["dcbs"][0]})
+    ref("cs_bucket_dcbs", cross_section(dcbs_ref, "x", bucket_exact(4)), exact=True)
+    ref("cs_winsor_ret", cross_section(df, "ret", winsorize(0.05)))
+    groups = pd.DataFrame({"date": df.date, "group": df.security_id.str[7], "ret": df.ret})
+    ref("cs_rank_ret_grouped", cross_section(groups, "ret", pct_rank_exact, keys=("date", "group")), exact=True)
+    ref("fm_resid_2", fm_residual(df, "si", ["ln_cap", "btm"]))
+    ref("fm_resid_4", fm_residual(df, "ret", ["fee_bps", "si", "ln_cap", "btm"]))
+    return want
 
-    if args.by_date:
-        check_by_date(df, pq.read_table(args.by_date).to_pandas(), failures, checked)
-    if args.by_security:
-        check_by_security(df, pq.read_table(args.by_security).to_pandas(), failures, checked)
+
+def check_regime(path, table, df, failures, checked):
+    for name, band in [("regime", 0.15), ("regime_05", 0.05)]:
+        want = regime([None if pd.isna(v) else float(v) for v in df.ret10], band)
+        got = table.column(name).to_pylist()
+        mism = [i for i in range(len(got)) if got[i] != want[i]]
+        checked[name] = checked.get(name, 0) + len(got)
+        if mism:
+            i = mism[0]
+            failures.append(f"{path}: {name}: {len(mism)} mismatches; first at row {i}: {got[i]!r} vs {want[i]!r}")
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--path", action="append", required=True,
+                        help="name=folder with functions, by_date and by_security results")
+    args = parser.parse_args()
+    paths = parse_paths(args.path)
+    failures = []
+    checked = {}
+
+    tables = load_all(paths, "functions", ["security_id", "date"])
+    first = tables[paths[0][0]]
+    df = first.to_pandas()
+    want = reference(df)
+    outputs = set(want) | {"regime", "regime_05"}
+    inputs = [c for c in first.schema.names
+              if c not in outputs and c not in ("date", "security_id")]
+    for path, table in tables.items():
+        if not same_keys(first, table, path, ["security_id", "date"], failures):
+            continue
+        compare_inputs(first, table, path, inputs, failures)
+        for name, (values, exact) in want.items():
+            checked[name] = checked.get(name, 0) + compare(path, table, name, values, failures, exact)
+        check_regime(path, table, df, failures, checked)
+
+    for query, key, fn in [("by_date", "date", by_date_ref), ("by_security", "security_id", by_security_ref)]:
+        aggs = load_all(paths, query, [key])
+        agg_first = aggs[paths[0][0]]
+        expected = fn(df, agg_first.column(key).to_pylist())
+        for path, table in aggs.items():
+            if not same_keys(agg_first, table, path, [key], failures):
+                continue
+            for name, values in expected.items():
+                checked[name] = checked.get(name, 0) + compare(path, table, name, values, failures)
 
     for name, n in sorted(checked.items()):
         print(f"{name:22s} {n:7d} non-NULL values compared")
     if failures:
         print("MISMATCHES:\n" + "\n".join(failures))
         return 1
-    print(f"all {len(checked)} outputs agree with the reference")
+    print(f"all {len(checked)} outputs agree with the reference on {len(paths)} paths: "
+          + ", ".join(p for p, _ in paths))
     return 0
 
 
