@@ -462,7 +462,7 @@ async fn neutralize_regresses_within_each_sample() {
     let reference = crate::support::sql(
         &ctx,
         &format!(
-            "WITH mk AS (SELECT date, avg(total_return) AS mkt FROM market GROUP BY date), \
+            "WITH mk AS (SELECT date, avg(valid_value(total_return)) AS mkt FROM market GROUP BY date), \
              inputs AS (SELECT l.date, l.security_id, l.fee_bps, ln(m.market_cap) AS ln_cap, m.book_to_market, \
                past_return(m.total_return, 252, 21) OVER (PARTITION BY l.security_id ORDER BY l.date) AS mom, \
                ts_beta(m.total_return, mk.mkt, 252) OVER (PARTITION BY l.security_id ORDER BY l.date) AS beta \
