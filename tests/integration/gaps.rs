@@ -251,9 +251,12 @@ async fn invalid_values_never_satisfy_a_condition_in_the_views() {
         }
     }
     let n = cases.len();
-    let lending = RecordBatch::try_new(
-        lendfusion_core::schema::lending_schema(),
-        lendfusion_core::schema::lending_schema()
+    // Every Float64 column a constant, the keys from the cases, other columns NULL; `column`
+    // overrides a Float64 column by name.
+    let batch = |schema: arrow::datatypes::SchemaRef,
+                 constant: f64,
+                 column: &dyn Fn(&str) -> Option<Vec<f64>>| {
+        let columns = schema
             .fields()
             .iter()
             .map(|f| -> ArrayRef {
@@ -262,39 +265,25 @@ async fn invalid_values_never_satisfy_a_condition_in_the_views() {
                     "security_id" => {
                         Arc::new(StringArray::from_iter_values(cases.iter().map(|c| c.0)))
                     }
-                    _ if *f.data_type() == DataType::Float64 => {
-                        Arc::new(Float64Array::from(vec![100.0; n]))
-                    }
+                    name if *f.data_type() == DataType::Float64 => Arc::new(Float64Array::from(
+                        column(name).unwrap_or_else(|| vec![constant; n]),
+                    )),
                     _ => arrow::array::new_null_array(f.data_type(), n),
                 }
             })
-            .collect(),
-    )
-    .expect("lending");
-    let market = RecordBatch::try_new(
+            .collect();
+        RecordBatch::try_new(schema, columns).expect("batch")
+    };
+    let lending = batch(lendfusion_core::schema::lending_schema(), 100.0, &|_| None);
+    let market = batch(
         lendfusion_core::schema::market_schema(),
-        lendfusion_core::schema::market_schema()
-            .fields()
-            .iter()
-            .map(|f| -> ArrayRef {
-                match f.name().as_str() {
-                    "date" => Arc::new(Date32Array::from_iter_values(cases.iter().map(|c| c.1))),
-                    "security_id" => {
-                        Arc::new(StringArray::from_iter_values(cases.iter().map(|c| c.0)))
-                    }
-                    "volume" => Arc::new(Float64Array::from_iter_values(cases.iter().map(|c| c.2))),
-                    "total_return" => {
-                        Arc::new(Float64Array::from_iter_values(cases.iter().map(|c| c.3)))
-                    }
-                    _ if *f.data_type() == DataType::Float64 => {
-                        Arc::new(Float64Array::from(vec![10.0; n]))
-                    }
-                    _ => arrow::array::new_null_array(f.data_type(), n),
-                }
-            })
-            .collect(),
-    )
-    .expect("market");
+        10.0,
+        &|name| match name {
+            "volume" => Some(cases.iter().map(|c| c.2).collect()),
+            "total_return" => Some(cases.iter().map(|c| c.3).collect()),
+            _ => None,
+        },
+    );
     let news_day = d0 + days - 1;
     let events = RecordBatch::try_new(
         lendfusion_core::schema::events_schema(),
