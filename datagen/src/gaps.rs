@@ -166,6 +166,9 @@ pub struct GapPlanter {
     absent: Vec<bool>,
     halt_left: Vec<u8>,
     counts: BTreeMap<String, u64>,
+    /// Probability that a row of `lending`, `market`, `events` has any numeric gap (the sum of
+    /// its cells' rates), computed once.
+    any: [f64; 3],
 }
 
 impl GapPlanter {
@@ -180,7 +183,13 @@ impl GapPlanter {
             "lending.absent_securities".to_string(),
             absent.iter().filter(|a| **a).count() as u64,
         );
+        let any = [
+            row_rate(&params, &LENDING_COLUMNS),
+            row_rate(&params, &MARKET_COLUMNS),
+            row_rate(&params, &EVENT_COLUMNS),
+        ];
         Self {
+            any,
             params,
             rng: Rng::new(seed, GAP_STREAM),
             halt_left: vec![0; absent.len()],
@@ -213,7 +222,7 @@ impl GapPlanter {
             self.count("lending.missing_rows".into());
             return None;
         }
-        let mut mask = self.cells("lending", &LENDING_COLUMNS, values);
+        let mut mask = self.cells("lending", &LENDING_COLUMNS, self.any[0], values);
         if self.rng.chance(self.params.null_rate) {
             mask |= 1 << LENDING_F64;
             self.count("lending.dcbs.null".into());
@@ -244,7 +253,7 @@ impl GapPlanter {
             values[5] = 0.0; // total_return
             self.count("market.halt_rows".into());
         }
-        let mut mask = self.cells("market", &MARKET_COLUMNS, values);
+        let mut mask = self.cells("market", &MARKET_COLUMNS, self.any[1], values);
         for (i, label) in MARKET_LABELS.iter().enumerate() {
             if self.rng.chance(self.params.label_null_rate) {
                 mask |= 1 << (MARKET_F64 + i);
@@ -256,7 +265,7 @@ impl GapPlanter {
 
     /// Plant gaps into one `events` row's numbers; bit 2 of the mask is `category`.
     pub fn event(&mut self, values: &mut [f64; 2]) -> NullMask {
-        let mut mask = self.cells("events", &EVENT_COLUMNS, values);
+        let mut mask = self.cells("events", &EVENT_COLUMNS, self.any[2], values);
         if self.rng.chance(self.params.label_null_rate) {
             mask |= 1 << 2;
             self.count("events.category.null".into());
@@ -267,25 +276,13 @@ impl GapPlanter {
     /// Gaps in the numeric cells of a row. One draw decides whether the row has any (the fast
     /// path for most rows); then each cell gets each of its kinds with its rate, so every
     /// cell's marginal rate is exactly the documented one.
-    fn cells(&mut self, table: &str, columns: &[ColumnGaps], values: &mut [f64]) -> NullMask {
-        let p = self.params;
-        let rates = |c: &ColumnGaps| -> [(Kind, f64); 5] {
-            [
-                (Kind::Null, p.null_rate),
-                (Kind::Nan, if c.nan { p.nan_rate } else { 0.0 }),
-                (Kind::Inf, if c.inf { p.inf_rate } else { 0.0 }),
-                (Kind::Zero, if c.zero { p.zero_rate } else { 0.0 }),
-                (
-                    Kind::Negative,
-                    if c.negative { p.negative_rate } else { 0.0 },
-                ),
-            ]
-        };
-        let any: f64 = columns
-            .iter()
-            .map(|c| rates(c).iter().map(|r| r.1).sum::<f64>())
-            .sum::<f64>()
-            .min(1.0);
+    fn cells(
+        &mut self,
+        table: &str,
+        columns: &[ColumnGaps],
+        any: f64,
+        values: &mut [f64],
+    ) -> NullMask {
         if !self.rng.chance(any) {
             return 0;
         }
@@ -293,10 +290,13 @@ impl GapPlanter {
         for (i, column) in columns.iter().enumerate() {
             let u = self.rng.uniform() * any;
             let mut edge = 0.0;
-            let Some(kind) = rates(column).into_iter().find_map(|(kind, rate)| {
-                edge += rate;
-                (u < edge).then_some(kind)
-            }) else {
+            let Some(kind) = rates(&self.params, column)
+                .into_iter()
+                .find_map(|(kind, rate)| {
+                    edge += rate;
+                    (u < edge).then_some(kind)
+                })
+            else {
                 continue;
             };
             match kind {
@@ -316,4 +316,25 @@ impl GapPlanter {
         }
         mask
     }
+}
+
+/// The rate of each gap kind in one column.
+fn rates(p: &GapParams, c: &ColumnGaps) -> [(Kind, f64); 5] {
+    let only = |allowed: bool, rate: f64| if allowed { rate } else { 0.0 };
+    [
+        (Kind::Null, p.null_rate),
+        (Kind::Nan, only(c.nan, p.nan_rate)),
+        (Kind::Inf, only(c.inf, p.inf_rate)),
+        (Kind::Zero, only(c.zero, p.zero_rate)),
+        (Kind::Negative, only(c.negative, p.negative_rate)),
+    ]
+}
+
+/// The probability that a row has a gap in any of `columns` (capped at 1).
+fn row_rate(p: &GapParams, columns: &[ColumnGaps]) -> f64 {
+    columns
+        .iter()
+        .map(|c| rates(p, c).iter().map(|r| r.1).sum::<f64>())
+        .sum::<f64>()
+        .min(1.0)
 }
